@@ -1,0 +1,1 @@
+"""Clapper's core: store, ingest, compose, deliver, schedule. Never imports bot/ or telegram.ext."""

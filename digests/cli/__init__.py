@@ -1,0 +1,21 @@
+"""The `clapper` command: a typer app; each command group lives in its own module here."""
+
+from __future__ import annotations
+
+import typer
+
+from digests.cli import db_cmd
+
+app = typer.Typer(
+    name="clapper",
+    help="Clapper: film-production news, delivered by Telegram and email.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+# Each module registers its commands on `app` (one line per module, so parallel work never collides).
+db_cmd.register(app)
+
+
+def main() -> None:
+    app()
