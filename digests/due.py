@@ -40,7 +40,9 @@ def resolve_zone(name: str | None, default: str = FALLBACK_TIMEZONE) -> ZoneInfo
         return zone
     fallback = _zone(default) or ZoneInfo("UTC")
     log.warning(
-        "unknown timezone %r, using %s", name, fallback.key,
+        "unknown timezone %r, using %s",
+        name,
+        fallback.key,
         extra={"event": "due.bad_timezone", "timezone": name, "fallback": fallback.key},
     )
     return fallback
@@ -55,7 +57,9 @@ def parse_time(text: str | None, default: str = FALLBACK_DELIVERY_TIME) -> time:
         except (ValueError, AttributeError):
             if candidate is text:
                 log.warning(
-                    "bad delivery time %r, using %s", text, default,
+                    "bad delivery time %r, using %s",
+                    text,
+                    default,
                     extra={"event": "due.bad_delivery_time", "delivery_time": text},
                 )
     return time(8, 0)  # pragma: no cover - FALLBACK_DELIVERY_TIME always parses
@@ -109,7 +113,8 @@ def next_due(
         return anchor
     if frequency not in FREQUENCIES:
         log.warning(
-            "unknown frequency %r, treating as daily", frequency,
+            "unknown frequency %r, treating as daily",
+            frequency,
             extra={"event": "due.bad_frequency", "frequency": frequency},
         )
         frequency = "daily"

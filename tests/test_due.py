@@ -36,8 +36,12 @@ def test_daily_comes_at_the_local_hour_once_a_day(zone):
     tz = ZoneInfo(zone)
     start = utc(2026, 6, 1)
     sent = simulate(
-        start=start, end=start + timedelta(days=5),
-        frequency="daily", timezone=zone, delivery_time="08:00", weekly_day=0,
+        start=start,
+        end=start + timedelta(days=5),
+        frequency="daily",
+        timezone=zone,
+        delivery_time="08:00",
+        weekly_day=0,
     )
     local = [s.astimezone(tz) for s in sent]
     assert [(t.hour, t.minute) for t in local] == [(8, 0)] * len(local)
@@ -51,8 +55,13 @@ def test_weekly_comes_on_the_chosen_weekday_at_the_local_hour(zone):
     tz = ZoneInfo(zone)
     start = utc(2026, 1, 5)
     sent = simulate(
-        start=start, end=start + timedelta(days=22), step=timedelta(minutes=5),
-        frequency="weekly", timezone=zone, delivery_time="09:15", weekly_day=4,
+        start=start,
+        end=start + timedelta(days=22),
+        step=timedelta(minutes=5),
+        frequency="weekly",
+        timezone=zone,
+        delivery_time="09:15",
+        weekly_day=4,
     )
     local = [s.astimezone(tz) for s in sent]
     assert len(local) == 3
@@ -62,25 +71,45 @@ def test_weekly_comes_on_the_chosen_weekday_at_the_local_hour(zone):
 def test_first_slot_is_strictly_after_creation():
     created = utc(2026, 11, 26, 7, 0)  # exactly 08:00 in Brussels
     got = due.next_due(
-        frequency="daily", timezone="Europe/Brussels", delivery_time="08:00", weekly_day=0,
-        last=None, created=created,
+        frequency="daily",
+        timezone="Europe/Brussels",
+        delivery_time="08:00",
+        weekly_day=0,
+        last=None,
+        created=created,
     )
     assert got == utc(2026, 11, 27, 7, 0)
     assert not due.is_due(
-        frequency="daily", timezone="Europe/Brussels", delivery_time="08:00", weekly_day=0,
-        last=None, created=created, now=created + timedelta(hours=23, minutes=59),
+        frequency="daily",
+        timezone="Europe/Brussels",
+        delivery_time="08:00",
+        weekly_day=0,
+        last=None,
+        created=created,
+        now=created + timedelta(hours=23, minutes=59),
     )
 
 
 def test_instant_is_always_due_from_the_watermark():
     last = utc(2026, 11, 26, 10)
+    assert (
+        due.next_due(
+            frequency="instant",
+            timezone="Asia/Tokyo",
+            delivery_time="08:00",
+            weekly_day=0,
+            last=last,
+            created=utc(2026, 1, 1),
+        )
+        == last
+    )
     assert due.next_due(
-        frequency="instant", timezone="Asia/Tokyo", delivery_time="08:00", weekly_day=0,
-        last=last, created=utc(2026, 1, 1),
-    ) == last
-    assert due.next_due(
-        frequency="instant", timezone="Asia/Tokyo", delivery_time="08:00", weekly_day=0,
-        last=None, created=utc(2026, 1, 1),
+        frequency="instant",
+        timezone="Asia/Tokyo",
+        delivery_time="08:00",
+        weekly_day=0,
+        last=None,
+        created=utc(2026, 1, 1),
     ) == utc(2026, 1, 1)
 
 
@@ -98,8 +127,12 @@ def test_spring_gap_sends_at_the_end_of_the_gap_once(zone, day, at, expected):
     tz = ZoneInfo(zone)
     start = datetime(*day, tzinfo=tz) - timedelta(days=2)
     sent = simulate(
-        start=start.astimezone(UTC), end=start.astimezone(UTC) + timedelta(days=4),
-        frequency="daily", timezone=zone, delivery_time=at, weekly_day=0,
+        start=start.astimezone(UTC),
+        end=start.astimezone(UTC) + timedelta(days=4),
+        frequency="daily",
+        timezone=zone,
+        delivery_time=at,
+        weekly_day=0,
     )
     assert expected in sent
     local_days = [s.astimezone(tz).date() for s in sent]
@@ -123,8 +156,12 @@ def test_autumn_fold_sends_at_the_first_occurrence_only(zone, day, at, expected)
     tz = ZoneInfo(zone)
     start = datetime(*day, tzinfo=tz) - timedelta(days=2)
     sent = simulate(
-        start=start.astimezone(UTC), end=start.astimezone(UTC) + timedelta(days=4),
-        frequency="daily", timezone=zone, delivery_time=at, weekly_day=0,
+        start=start.astimezone(UTC),
+        end=start.astimezone(UTC) + timedelta(days=4),
+        frequency="daily",
+        timezone=zone,
+        delivery_time=at,
+        weekly_day=0,
     )
     assert expected in sent
     # The second occurrence of the same wall time (one hour later in UTC, or 1 h for Chatham) is skipped.
@@ -137,8 +174,12 @@ def test_dst_does_not_move_the_local_hour_for_an_ordinary_time():
     tz = ZoneInfo("Europe/Brussels")
     start = utc(2026, 3, 26)
     sent = simulate(
-        start=start, end=start + timedelta(days=6),
-        frequency="daily", timezone="Europe/Brussels", delivery_time="08:00", weekly_day=0,
+        start=start,
+        end=start + timedelta(days=6),
+        frequency="daily",
+        timezone="Europe/Brussels",
+        delivery_time="08:00",
+        weekly_day=0,
     )
     assert {(s.astimezone(tz).hour, s.astimezone(tz).minute) for s in sent} == {(8, 0)}
     # 07:00 UTC before the change, 06:00 UTC after it.
@@ -170,8 +211,13 @@ def test_weekly_downtime_of_three_weeks_is_one_digest():
 def test_unknown_timezone_falls_back_to_the_default_and_is_logged(caplog):
     caplog.set_level(logging.WARNING, logger="digests.due")
     got = due.next_due(
-        frequency="daily", timezone="Mars/Olympus_Mons", delivery_time="08:00", weekly_day=0,
-        last=None, created=utc(2026, 6, 1, 12), default_timezone="Asia/Tokyo",
+        frequency="daily",
+        timezone="Mars/Olympus_Mons",
+        delivery_time="08:00",
+        weekly_day=0,
+        last=None,
+        created=utc(2026, 6, 1, 12),
+        default_timezone="Asia/Tokyo",
     )
     assert got == utc(2026, 6, 1, 23, 0)  # 08:00 in Tokyo
     assert any("Mars/Olympus_Mons" in r.getMessage() for r in caplog.records)
@@ -180,8 +226,13 @@ def test_unknown_timezone_falls_back_to_the_default_and_is_logged(caplog):
 def test_bad_delivery_time_and_frequency_fall_back(caplog):
     caplog.set_level(logging.WARNING, logger="digests.due")
     got = due.next_due(
-        frequency="hourly", timezone="UTC", delivery_time="25:99", weekly_day=0,
-        last=None, created=utc(2026, 6, 1, 12), default_delivery_time="09:30",
+        frequency="hourly",
+        timezone="UTC",
+        delivery_time="25:99",
+        weekly_day=0,
+        last=None,
+        created=utc(2026, 6, 1, 12),
+        default_delivery_time="09:30",
     )
     assert got == utc(2026, 6, 2, 9, 30)
     assert len(caplog.records) == 2
@@ -189,12 +240,20 @@ def test_bad_delivery_time_and_frequency_fall_back(caplog):
 
 def test_naive_watermark_is_read_as_utc():
     aware = due.next_due(
-        frequency="daily", timezone="UTC", delivery_time="08:00", weekly_day=0,
-        last=utc(2026, 6, 1, 8), created=utc(2026, 1, 1),
+        frequency="daily",
+        timezone="UTC",
+        delivery_time="08:00",
+        weekly_day=0,
+        last=utc(2026, 6, 1, 8),
+        created=utc(2026, 1, 1),
     )
     naive = due.next_due(
-        frequency="daily", timezone="UTC", delivery_time="08:00", weekly_day=0,
-        last=datetime(2026, 6, 1, 8), created=utc(2026, 1, 1),
+        frequency="daily",
+        timezone="UTC",
+        delivery_time="08:00",
+        weekly_day=0,
+        last=datetime(2026, 6, 1, 8),
+        created=utc(2026, 1, 1),
     )
     assert aware == naive == utc(2026, 6, 2, 8)
 
@@ -202,7 +261,13 @@ def test_naive_watermark_is_read_as_utc():
 def test_a_skipped_calendar_day_moves_the_slot_to_the_next_valid_instant():
     # Samoa skipped 30 Dec 2011 entirely; a weekly Friday digest lands at the start of 31 Dec.
     got = due.next_due(
-        frequency="weekly", timezone="Pacific/Apia", delivery_time="08:00", weekly_day=4,
-        last=utc(2011, 12, 28), created=utc(2011, 1, 1),
+        frequency="weekly",
+        timezone="Pacific/Apia",
+        delivery_time="08:00",
+        weekly_day=4,
+        last=utc(2011, 12, 28),
+        created=utc(2011, 1, 1),
     )
-    assert got.astimezone(ZoneInfo("Pacific/Apia")) == datetime(2011, 12, 31, 0, 0, tzinfo=ZoneInfo("Pacific/Apia"))
+    assert got.astimezone(ZoneInfo("Pacific/Apia")) == datetime(
+        2011, 12, 31, 0, 0, tzinfo=ZoneInfo("Pacific/Apia")
+    )
