@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     secret_key: str = "change-me"
 
     # Ingest
-    ingest_every_minutes: int = 30
+    # A float so tests and benches can ingest every few seconds (0.05 = 3 s).
+    ingest_every_minutes: float = 30
     http_timeout: float = 20.0
     http_retries: int = 3
     http_user_agent: str = "ClapperBot/0.1 (+https://github.com/clapper-news/clapper)"
@@ -62,6 +63,17 @@ class Settings(BaseSettings):
     default_delivery_time: str = "08:00"
     send_empty_digests: bool = False
     delivery_max_attempts: int = 8
+    # Exponential backoff after a failed send: base * 2**(attempts-1), capped.
+    delivery_retry_base: float = 30.0
+    delivery_retry_max: float = 6 * 3600.0
+    # A row left 'sending' this long by a worker that died goes back to the queue.
+    delivery_claim_timeout: float = 300.0
+    # Rows one worker claims at a time.
+    delivery_batch_size: int = 200
+
+    # Service health (`clapper status` exits non-zero past these)
+    status_max_queue_age_minutes: float = 30
+    status_max_ingest_intervals: int = 3
 
     @field_validator("admin_telegram_ids", mode="before")
     @classmethod
