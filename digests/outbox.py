@@ -1,11 +1,35 @@
-"""The outbox: enqueue (idempotent), claim, mark. The database is the queue."""
+"""The outbox: enqueue (idempotent), claim, mark, retry policy. The database is the queue.
+
+Life of a row: queued -> sending (claimed by one worker) -> sent | queued again (retry later) |
+dead (gave up, error kept) | cancelled (an announcement withdrawn, a chat that blocked us).
+
+Messages to one destination (channel + recipient) leave in id order, so the numbered parts of a
+split digest arrive in order even with several workers: a worker only takes a destination's rows
+when it holds the oldest unfinished one, and nobody takes a destination while one of its rows is
+being sent.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, func, or_, tuple_, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from digests.models import Outbox
+from digests.config import Settings
+from digests.db import session_scope
+from digests.models import Outbox, Subscriber, utcnow
+
+log = logging.getLogger(__name__)
+
+STATES = ("queued", "sending", "sent", "failed", "dead", "cancelled")
+# Rows that still hold their place in a destination's line.
+UNFINISHED = ("queued", "sending")
 
 
 def enqueue(session: Session, message: Outbox) -> bool:
@@ -28,3 +52,347 @@ def enqueue(session: Session, message: Outbox) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def retry_delay(attempts: int, *, base: float, cap: float) -> float:
+    """Seconds to wait after the `attempts`-th failed attempt: base, 2*base, 4*base… up to cap."""
+    return min(cap, base * (2 ** max(0, attempts - 1)))
+
+
+def _eligible_ids(
+    session: Session, *, now: datetime, limit: int, channels: tuple[str, ...] | None, lock: bool
+):
+    earlier = aliased(Outbox)
+    # A destination with an older row in flight, or waiting for its retry, must wait its turn.
+    blocked = exists().where(
+        earlier.channel == Outbox.channel,
+        earlier.recipient == Outbox.recipient,
+        earlier.id < Outbox.id,
+        or_(
+            earlier.state == "sending",
+            and_(earlier.state == "queued", earlier.next_attempt_at > now),
+        ),
+    )
+    query = (
+        select(Outbox.id, Outbox.channel, Outbox.recipient)
+        .where(Outbox.state == "queued", Outbox.next_attempt_at <= now, ~blocked)
+        .order_by(Outbox.id)
+        .limit(limit)
+    )
+    if channels:
+        query = query.where(Outbox.channel.in_(channels))
+    if lock:
+        # Rows another worker is claiming right now are skipped, not waited for.
+        query = query.with_for_update(skip_locked=True, of=Outbox)
+    return session.exec(query).all()
+
+
+def _in_line_prefix(session: Session, candidates) -> list[int]:
+    """Keep, per destination, only the leading run of rows that starts at its oldest unfinished row.
+
+    With SKIP LOCKED a worker can get rows 1 and 3 of a destination while another holds row 2;
+    sending 3 before 2 would break the order, so the run stops at the first row we do not hold.
+    """
+    mine = {row.id for row in candidates}
+    groups = {(row.channel, row.recipient) for row in candidates}
+    if not groups:
+        return []
+    line = session.exec(
+        select(Outbox.id, Outbox.channel, Outbox.recipient)
+        .where(Outbox.state.in_(UNFINISHED), tuple_(Outbox.channel, Outbox.recipient).in_(list(groups)))
+        .order_by(Outbox.id)
+    ).all()
+    by_group: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for row in line:
+        by_group[(row.channel, row.recipient)].append(row.id)
+    keep: list[int] = []
+    for ids in by_group.values():
+        for row_id in ids:
+            if row_id not in mine:
+                break
+            keep.append(row_id)
+    return sorted(keep)
+
+
+def claim(
+    engine: Engine,
+    *,
+    worker_id: str,
+    limit: int,
+    now: datetime | None = None,
+    channels: tuple[str, ...] | None = None,
+) -> list[Outbox]:
+    """Mark up to `limit` due rows 'sending' for `worker_id` and return them (detached), oldest first.
+
+    PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED, so several workers claim disjoint rows at once.
+    SQLite has no row locks (SQLAlchemy drops FOR UPDATE there): one worker, and each row is taken
+    with `UPDATE … WHERE state='queued'`, which also loses cleanly to a concurrent cancellation.
+    """
+    now = now or utcnow()
+    postgres = engine.dialect.name == "postgresql"
+    with session_scope(engine) as session:
+        candidates = _eligible_ids(session, now=now, limit=limit, channels=channels, lock=postgres)
+        wanted = _in_line_prefix(session, candidates)
+        claimed: list[int] = []
+        for row_id in wanted:
+            result = session.execute(
+                update(Outbox)
+                .where(Outbox.id == row_id, Outbox.state == "queued")
+                .values(state="sending", claimed_by=worker_id, claimed_at=now)
+            )
+            if result.rowcount == 1:
+                claimed.append(row_id)
+        if not claimed:
+            return []
+        rows = session.exec(select(Outbox).where(Outbox.id.in_(claimed)).order_by(Outbox.id)).all()
+        session.expunge_all()
+        return list(rows)
+
+
+def _mine(row_id: int, worker_id: str):
+    # A worker only settles rows it still holds: if it was presumed dead and its row went back to
+    # the queue, the row belongs to whoever claimed it next.
+    return and_(Outbox.id == row_id, Outbox.state == "sending", Outbox.claimed_by == worker_id)
+
+
+def mark_sent(engine: Engine, row_id: int, *, worker_id: str, now: datetime | None = None) -> bool:
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Outbox)
+            .where(_mine(row_id, worker_id))
+            .values(
+                state="sent",
+                sent_at=now or utcnow(),
+                attempts=Outbox.attempts + 1,
+                last_error=None,
+                claimed_by=None,
+                claimed_at=None,
+            )
+        )
+        return result.rowcount == 1
+
+
+def mark_retry(
+    engine: Engine,
+    row_id: int,
+    *,
+    worker_id: str,
+    settings: Settings,
+    error: str,
+    now: datetime | None = None,
+) -> str | None:
+    """Count a failed attempt: back to 'queued' after a backoff, or 'dead' past the limit.
+
+    Returns the new state, or None when the row was no longer ours.
+    """
+    now = now or utcnow()
+    with session_scope(engine) as session:
+        row = session.exec(select(Outbox).where(_mine(row_id, worker_id)).with_for_update()).first()
+        if row is None:
+            return None
+        row.attempts += 1
+        row.last_error = error
+        row.claimed_by = None
+        row.claimed_at = None
+        if row.attempts >= settings.delivery_max_attempts:
+            row.state = "dead"
+        else:
+            row.state = "queued"
+            delay = retry_delay(
+                row.attempts, base=settings.delivery_retry_base, cap=settings.delivery_retry_max
+            )
+            row.next_attempt_at = now + timedelta(seconds=delay)
+        session.add(row)
+        return row.state
+
+
+def mark_dead(engine: Engine, row_id: int, *, worker_id: str, error: str) -> bool:
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Outbox)
+            .where(_mine(row_id, worker_id))
+            .values(
+                state="dead",
+                attempts=Outbox.attempts + 1,
+                last_error=error,
+                claimed_by=None,
+                claimed_at=None,
+            )
+        )
+        return result.rowcount == 1
+
+
+def requeue(
+    engine: Engine,
+    row_ids: list[int],
+    *,
+    worker_id: str,
+    delay: float = 0.0,
+    error: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Give claimed rows back without counting an attempt (shutdown, flood wait, server down)."""
+    if not row_ids:
+        return 0
+    now = now or utcnow()
+    values: dict = {
+        "state": "queued",
+        "claimed_by": None,
+        "claimed_at": None,
+        "next_attempt_at": now + timedelta(seconds=delay),
+    }
+    if error is not None:
+        values["last_error"] = error
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(row_ids), Outbox.state == "sending", Outbox.claimed_by == worker_id)
+            .values(**values)
+        )
+        return result.rowcount
+
+
+def touch(engine: Engine, row_ids: list[int], *, worker_id: str, now: datetime | None = None) -> int:
+    """Heartbeat: keep rows this worker is still busy with from looking abandoned."""
+    if not row_ids:
+        return 0
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(row_ids), Outbox.state == "sending", Outbox.claimed_by == worker_id)
+            .values(claimed_at=now or utcnow())
+        )
+        return result.rowcount
+
+
+def recover_stale(engine: Engine, *, timeout: float, now: datetime | None = None) -> int:
+    """Return rows left 'sending' longer than `timeout` seconds (their worker died) to the queue.
+
+    The message that was in flight when the worker died may have left already: that one can be
+    sent twice, never more, and nothing is lost.
+    """
+    now = now or utcnow()
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Outbox)
+            .where(Outbox.state == "sending", Outbox.claimed_at < now - timedelta(seconds=timeout))
+            .values(state="queued", claimed_by=None, claimed_at=None, next_attempt_at=now)
+        )
+    if result.rowcount:
+        log.warning("returned %d abandoned outbox row(s) to the queue", result.rowcount)
+    return result.rowcount
+
+
+def release_worker(engine: Engine, *, worker_id: str, now: datetime | None = None) -> int:
+    """Return every row still claimed by `worker_id` (a restarted worker reusing its id)."""
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Outbox)
+            .where(Outbox.state == "sending", Outbox.claimed_by == worker_id)
+            .values(state="queued", claimed_by=None, claimed_at=None, next_attempt_at=now or utcnow())
+        )
+        return result.rowcount
+
+
+def cancel_destination(
+    engine: Engine, *, subscriber_id: int | None, channel: str, recipient: str, reason: str
+) -> int:
+    """Cancel the queued rows for one destination (a chat that blocked us, a bounced address)."""
+    conditions = [Outbox.channel == channel, Outbox.state == "queued"]
+    if subscriber_id is not None:
+        conditions.append(or_(Outbox.subscriber_id == subscriber_id, Outbox.recipient == recipient))
+    else:
+        conditions.append(Outbox.recipient == recipient)
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Outbox).where(*conditions).values(state="cancelled", last_error=reason)
+        )
+        return result.rowcount
+
+
+def mark_blocked(
+    engine: Engine, row_id: int, *, worker_id: str, subscriber_id: int | None, recipient: str, error: str
+) -> int:
+    """403 from Telegram: the row dies, the chat is marked blocked, its other queued rows are cancelled."""
+    now = utcnow()
+    mark_dead(engine, row_id, worker_id=worker_id, error=error)
+    with session_scope(engine) as session:
+        if subscriber_id is not None:
+            session.execute(
+                update(Subscriber)
+                .where(Subscriber.id == subscriber_id, Subscriber.telegram_blocked_at.is_(None))
+                .values(telegram_blocked_at=now)
+            )
+    return cancel_destination(
+        engine, subscriber_id=subscriber_id, channel="telegram", recipient=recipient, reason=error
+    )
+
+
+def mark_bounced(
+    engine: Engine, row_id: int, *, worker_id: str, subscriber_id: int | None, recipient: str, error: str
+) -> int:
+    """A 5xx for the address: the row dies, the address is 'bounced', its other queued mail is cancelled."""
+    mark_dead(engine, row_id, worker_id=worker_id, error=error)
+    with session_scope(engine) as session:
+        if subscriber_id is not None:
+            session.execute(
+                update(Subscriber)
+                .where(Subscriber.id == subscriber_id, Subscriber.email == recipient)
+                .values(email_status="bounced")
+            )
+    return cancel_destination(
+        engine, subscriber_id=subscriber_id, channel="email", recipient=recipient, reason=error
+    )
+
+
+def migrate_chat(engine: Engine, *, old_chat_id: int, new_chat_id: int, subscriber_id: int | None) -> None:
+    """A group became a supergroup: follow it to its new id, on the subscriber and unsent rows."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(Outbox)
+            .where(
+                Outbox.channel == "telegram",
+                Outbox.recipient == str(old_chat_id),
+                Outbox.state.in_(UNFINISHED),
+            )
+            .values(recipient=str(new_chat_id))
+        )
+    try:
+        with session_scope(engine) as session:
+            session.execute(
+                update(Subscriber)
+                .where(Subscriber.telegram_chat_id == old_chat_id)
+                .values(telegram_chat_id=new_chat_id)
+            )
+    except IntegrityError:
+        # The new chat already has its own subscriber (someone /started it): keep both as they are.
+        log.warning(
+            "chat %s migrated to %s, which already has a subscriber; subscriber %s kept its old id",
+            old_chat_id,
+            new_chat_id,
+            subscriber_id,
+        )
+
+
+def counts(engine: Engine, *, channel: str | None = None) -> dict[str, int]:
+    """Rows per state (every state present, zeros included), for status and stats."""
+    query = select(Outbox.state, func.count()).group_by(Outbox.state)
+    if channel:
+        query = query.where(Outbox.channel == channel)
+    with session_scope(engine) as session:
+        found = dict(session.exec(query).all())
+    return {state: int(found.get(state, 0)) for state in STATES} | {
+        state: int(n) for state, n in found.items() if state not in STATES
+    }
+
+
+def counts_by_channel(engine: Engine) -> dict[str, dict[str, int]]:
+    """{channel: {state: rows}} for status pages."""
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(Outbox.channel, Outbox.state, func.count()).group_by(Outbox.channel, Outbox.state)
+        ).all()
+    result: dict[str, dict[str, int]] = {}
+    for channel, state, n in rows:
+        result.setdefault(channel, {s: 0 for s in STATES})[state] = int(n)
+    return result
