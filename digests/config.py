@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     ingest_every_minutes: float = 30
     http_timeout: float = 20.0
     http_retries: int = 3
+    http_backoff: float = 1.0
     http_user_agent: str = "ClapperBot/0.1 (+https://github.com/clapper-news/clapper)"
     listing_max_pages: int = 3
 
