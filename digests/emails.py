@@ -1,0 +1,477 @@
+"""Email readers: double opt-in from the bot (a short code), or added by an operator (a link).
+
+No Telegram here: the bot handlers, the CLI and the web app call these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import css_inline
+from email_validator import EmailNotValidError, validate_email
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from digests import catalog, outbox, tokens
+from digests.config import TEMPLATES_DIR, Settings
+from digests.models import Outbox, Subscriber, Subscription, utcnow
+
+CODE_TTL = timedelta(minutes=30)
+MAX_ATTEMPTS = 5
+# A second code within this delay is refused, so /email cannot be used to flood someone's inbox.
+RESEND_AFTER = timedelta(seconds=60)
+FREQUENCIES = ("instant", "daily", "weekly")
+
+
+class EmailError(ValueError):
+    """A refusal the reader should see; `reason` picks the wording in the templates."""
+
+    def __init__(self, reason: str, detail: str = "", **extra: object) -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail
+        self.extra = extra
+
+
+# ---- rendering -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def template_env() -> Environment:
+    """Jinja2 for email and Telegram wording: HTML templates autoescaped, text ones not."""
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+
+
+def render(name: str, **context: object) -> str:
+    return template_env().get_template(name).render(**context)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    html: str  # CSS inlined: mail clients drop <style> blocks
+    text: str
+
+
+def render_email(stem: str, **context: object) -> RenderedEmail:
+    """templates/email/<stem>.{subject,html,txt}.j2 rendered with the same context."""
+    subject = " ".join(render(f"email/{stem}.subject.j2", **context).split())
+    html = css_inline.inline(render(f"email/{stem}.html.j2", **context))
+    text = render(f"email/{stem}.txt.j2", **context).strip() + "\n"
+    return RenderedEmail(subject, html, text)
+
+
+# ---- pure helpers ----------------------------------------------------------------------------
+
+
+def normalize_address(text: str) -> str:
+    """The address as stored, or EmailError('invalid', why).
+
+    Lower-cased as a whole: local parts are case-sensitive on paper only, and "Ann@x.org" and
+    "ann@x.org" must not become two readers (or let a second chat claim the same inbox).
+    """
+    try:
+        # No DNS lookups: sign-up must work offline and must not stall the bot.
+        return validate_email(text.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise EmailError("invalid", str(exc)) from exc
+
+
+def new_code() -> str:
+    return f"{secrets.randbelow(10**6):06d}"
+
+
+def code_hash(settings: Settings, subscriber_id: int, code: str) -> str:
+    """Keyed and bound to the subscriber, so a leaked database does not give codes away."""
+    message = f"{subscriber_id}:{code}".encode()
+    return hmac.new(settings.secret().encode(), message, hashlib.sha256).hexdigest()
+
+
+# ---- queries ---------------------------------------------------------------------------------
+
+
+def by_chat(session: Session, chat_id: int) -> Subscriber | None:
+    return session.exec(select(Subscriber).where(Subscriber.telegram_chat_id == chat_id)).first()
+
+
+def by_address(session: Session, address: str) -> Subscriber | None:
+    return session.exec(select(Subscriber).where(Subscriber.email == address)).first()
+
+
+def terms_of(session: Session, subscriber_id: int) -> tuple[list[str], list[str]]:
+    """(countries, sections) the subscriber follows, sorted."""
+    rows = session.exec(
+        select(Subscription.kind, Subscription.value).where(Subscription.subscriber_id == subscriber_id)
+    ).all()
+    countries = sorted(v for k, v in rows if k == catalog.COUNTRY)
+    sections = sorted(v for k, v in rows if k == catalog.SECTION)
+    return countries, sections
+
+
+def cancel_queued_email(session: Session, subscriber_id: int) -> int:
+    """Withdraw the subscriber's email messages that have not gone out yet; how many."""
+    result = session.execute(
+        update(Outbox)
+        .where(Outbox.subscriber_id == subscriber_id, Outbox.channel == "email", Outbox.state == "queued")
+        .values(state="cancelled", last_error="address unsubscribed")
+    )
+    return result.rowcount or 0
+
+
+# ---- double opt-in from the bot ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    address: str
+    expires_at: datetime
+
+
+def request(
+    session: Session,
+    settings: Settings,
+    *,
+    chat_id: int,
+    address: str,
+    now: datetime | None = None,
+    code: str | None = None,
+    chat_type: str | None = None,
+) -> CodeSent:
+    """Store `address` as pending for the chat and queue an email with a code to confirm it."""
+    now = now or utcnow()
+    address = normalize_address(address)
+    subscriber = by_chat(session, chat_id)
+    if subscriber is None:
+        subscriber = Subscriber(telegram_chat_id=chat_id, chat_type=chat_type)
+        session.add(subscriber)
+        session.flush()
+    if subscriber.email == address and subscriber.email_status == "confirmed":
+        raise EmailError("already_confirmed", address=address)
+    owner = by_address(session, address)
+    if owner is not None and owner.id != subscriber.id:
+        raise EmailError("taken", address=address)
+    if (
+        subscriber.email_status == "pending"
+        and subscriber.email_code_expires_at is not None
+        and subscriber.email_code_expires_at - CODE_TTL + RESEND_AFTER > now
+    ):
+        wait = int((subscriber.email_code_expires_at - CODE_TTL + RESEND_AFTER - now).total_seconds()) + 1
+        raise EmailError("too_soon", seconds=wait)
+    code = code or new_code()
+    subscriber.email = address
+    subscriber.email_status = "pending"
+    subscriber.email_code_hash = code_hash(settings, subscriber.id, code)
+    subscriber.email_code_expires_at = now + CODE_TTL
+    subscriber.email_code_attempts = 0
+    session.add(subscriber)
+    session.flush()
+    _queue_confirmation(session, settings, subscriber, code=code, now=now)
+    return CodeSent(address, subscriber.email_code_expires_at)
+
+
+@dataclass(frozen=True)
+class Verified:
+    ok: bool
+    reason: str = ""  # no_pending | too_many | expired | wrong, when not ok
+    attempts_left: int = 0
+    address: str | None = None
+    frequency: str = "weekly"
+
+
+def verify(
+    session: Session, settings: Settings, *, chat_id: int, code: str, now: datetime | None = None
+) -> Verified:
+    """Turn email digests on when `code` is right. A wrong code is counted (and committed, so the
+    outcome is returned rather than raised: the caller's transaction must not roll the count back)."""
+    now = now or utcnow()
+    subscriber = by_chat(session, chat_id)
+    if subscriber is None or subscriber.email_status != "pending" or not subscriber.email_code_hash:
+        return Verified(False, "no_pending")
+    if subscriber.email_code_attempts >= MAX_ATTEMPTS:
+        return Verified(False, "too_many", address=subscriber.email)
+    if subscriber.email_code_expires_at is None or subscriber.email_code_expires_at <= now:
+        return Verified(False, "expired", address=subscriber.email)
+    subscriber.email_code_attempts += 1
+    session.add(subscriber)
+    given = code_hash(settings, subscriber.id, "".join(code.split()))
+    if not hmac.compare_digest(given, subscriber.email_code_hash):
+        left = MAX_ATTEMPTS - subscriber.email_code_attempts
+        return Verified(False, "too_many" if left <= 0 else "wrong", left, subscriber.email)
+    _confirm(subscriber, now)
+    return Verified(True, address=subscriber.email, frequency=subscriber.email_frequency)
+
+
+def off(session: Session, *, chat_id: int) -> str | None:
+    """Stop email for the chat and forget its address; the address it had, if any."""
+    subscriber = by_chat(session, chat_id)
+    if subscriber is None or subscriber.email is None:
+        return None
+    address = subscriber.email
+    cancel_queued_email(session, subscriber.id)
+    _forget(subscriber)
+    session.add(subscriber)
+    return address
+
+
+def status(session: Session, *, chat_id: int) -> Subscriber | None:
+    return by_chat(session, chat_id)
+
+
+def _confirm(subscriber: Subscriber, now: datetime) -> None:
+    subscriber.email_status = "confirmed"
+    subscriber.email_confirmed_at = now
+    subscriber.email_code_hash = None
+    subscriber.email_code_expires_at = None
+    subscriber.email_code_attempts = 0
+
+
+def _forget(subscriber: Subscriber) -> None:
+    subscriber.email = None
+    subscriber.email_status = "none"
+    subscriber.email_code_hash = None
+    subscriber.email_code_expires_at = None
+    subscriber.email_code_attempts = 0
+    subscriber.email_confirmed_at = None
+
+
+def _queue_confirmation(
+    session: Session, settings: Settings, subscriber: Subscriber, *, code: str | None, now: datetime
+) -> None:
+    assert subscriber.id is not None and subscriber.email is not None
+    link = tokens.link(settings, subscriber.id, "confirm")
+    mail = render_email(
+        "confirm",
+        code=code,
+        confirm_url=link,
+        address=subscriber.email,
+        minutes=int(CODE_TTL.total_seconds() // 60),
+        from_bot=subscriber.telegram_chat_id is not None,
+    )
+    outbox.enqueue(
+        session,
+        Outbox(
+            subscriber_id=subscriber.id,
+            channel="email",
+            # A fresh key per request: asking again must send a new message, not hit the unique key.
+            digest_key=f"confirm:{int(now.timestamp())}:{secrets.token_hex(3)}",
+            recipient=subscriber.email,
+            subject=mail.subject,
+            body=mail.html,
+            body_text=mail.text,
+            template="email/confirm",
+            next_attempt_at=now,
+        ),
+    )
+
+
+# ---- confirm and unsubscribe by link (web) ------------------------------------------------------
+
+
+def confirm_by_link(session: Session, subscriber_id: int, *, now: datetime | None = None) -> Subscriber:
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.email is None:
+        raise EmailError("gone")
+    if subscriber.email_status == "confirmed":
+        return subscriber
+    if subscriber.email_status != "pending":
+        # An old confirmation link must not undo a later unsubscribe or bounce.
+        raise EmailError("not_pending", status=subscriber.email_status)
+    _confirm(subscriber, now or utcnow())
+    session.add(subscriber)
+    return subscriber
+
+
+def unsubscribe(session: Session, subscriber_id: int) -> Subscriber | None:
+    """Mark the address unsubscribed (kept, so it is never mailed again) and withdraw queued mail."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.email is None:
+        return None
+    subscriber.email_status = "unsubscribed"
+    subscriber.email_code_hash = None
+    subscriber.email_code_expires_at = None
+    session.add(subscriber)
+    cancel_queued_email(session, subscriber_id)
+    return subscriber
+
+
+def set_preferences(
+    session: Session,
+    subscriber_id: int,
+    *,
+    countries: list[str],
+    sections: list[str],
+    frequency: str,
+) -> Subscriber:
+    """Replace the subscriber's countries and sections, and set the email frequency."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise EmailError("gone")
+    if frequency not in FREQUENCIES:
+        raise EmailError("bad_frequency", frequency=frequency)
+    wanted: set[tuple[str, str]] = set()
+    for name in countries:
+        value = catalog.lookup_country(name)
+        if value is None:
+            raise EmailError("unknown_term", term=name)
+        wanted.add((catalog.COUNTRY, value))
+    for name in sections:
+        value = catalog.lookup_section(name)
+        if value is None:
+            raise EmailError("unknown_term", term=name)
+        wanted.add((catalog.SECTION, value))
+    existing = session.exec(select(Subscription).where(Subscription.subscriber_id == subscriber_id)).all()
+    have = {(s.kind, s.value): s for s in existing}
+    for key, row in have.items():
+        if key not in wanted:
+            session.delete(row)
+    for kind, value in sorted(wanted - set(have)):
+        session.add(Subscription(subscriber_id=subscriber_id, kind=kind, value=value))
+    subscriber.email_frequency = frequency
+    session.add(subscriber)
+    return subscriber
+
+
+# ---- operators: add, list, remove (no Telegram) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewReader:
+    """A validated email reader, before it touches the database."""
+
+    email: str
+    countries: tuple[str, ...]
+    sections: tuple[str, ...]
+    frequency: str = "weekly"
+
+
+def parse_terms_list(values: list[str], kind: str) -> tuple[str, ...]:
+    """Canonical names for `values` of one kind; EmailError('unknown_term') names the first unknown."""
+    lookup = catalog.lookup_country if kind == catalog.COUNTRY else catalog.lookup_section
+    found: list[str] = []
+    for raw in values:
+        name = raw.strip()
+        if not name:
+            continue
+        value = lookup(name)
+        if value is None:
+            hint = ", ".join(t.value for t in catalog.suggest(name) if t.kind == kind)
+            detail = f"unknown {kind} {name!r}" + (f" (did you mean {hint}?)" if hint else "")
+            raise EmailError("unknown_term", detail, term=name)
+        if value not in found:
+            found.append(value)
+    return tuple(found)
+
+
+def new_reader(email: str, countries: list[str], sections: list[str], frequency: str) -> NewReader:
+    frequency = (frequency or "weekly").strip().lower()
+    if frequency not in FREQUENCIES:
+        raise EmailError("bad_frequency", f"frequency must be one of {', '.join(FREQUENCIES)}")
+    return NewReader(
+        email=normalize_address(email),
+        countries=parse_terms_list(countries, catalog.COUNTRY),
+        sections=parse_terms_list(sections, catalog.SECTION),
+        frequency=frequency,
+    )
+
+
+def add_reader(
+    session: Session,
+    settings: Settings,
+    reader: NewReader,
+    *,
+    confirmed: bool,
+    now: datetime | None = None,
+) -> Subscriber:
+    """Store an email-only reader; unless `confirmed`, queue a confirmation link (double opt-in)."""
+    now = now or utcnow()
+    existing = by_address(session, reader.email)
+    if existing is not None:
+        raise EmailError("exists", f"{reader.email} is already known ({existing.email_status})")
+    if not confirmed and not settings.public_base_url:
+        raise EmailError(
+            "no_web", "confirmation links need PUBLIC_BASE_URL (the web app); set it or use --confirmed"
+        )
+    subscriber = Subscriber(
+        email=reader.email,
+        email_status="confirmed" if confirmed else "pending",
+        email_confirmed_at=now if confirmed else None,
+        email_frequency=reader.frequency,
+        created_at=now,
+    )
+    session.add(subscriber)
+    session.flush()
+    assert subscriber.id is not None
+    for value in reader.countries:
+        session.add(Subscription(subscriber_id=subscriber.id, kind=catalog.COUNTRY, value=value))
+    for value in reader.sections:
+        session.add(Subscription(subscriber_id=subscriber.id, kind=catalog.SECTION, value=value))
+    session.flush()
+    if not confirmed:
+        _queue_confirmation(session, settings, subscriber, code=None, now=now)
+    return subscriber
+
+
+@dataclass(frozen=True)
+class ReaderRow:
+    id: int
+    email: str
+    status: str
+    frequency: str
+    countries: list[str]
+    sections: list[str]
+    telegram: bool
+
+
+def list_readers(session: Session, *, status: str | None = None) -> list[ReaderRow]:
+    query = select(Subscriber).where(Subscriber.email.is_not(None)).order_by(Subscriber.email)
+    if status:
+        query = query.where(Subscriber.email_status == status)
+    subscribers = session.exec(query).all()
+    ids = [s.id for s in subscribers]
+    terms: dict[int, tuple[list[str], list[str]]] = {i: ([], []) for i in ids}
+    if ids:
+        for sub_id, kind, value in session.exec(
+            select(Subscription.subscriber_id, Subscription.kind, Subscription.value)
+            .where(Subscription.subscriber_id.in_(ids))
+            .order_by(Subscription.value)
+        ).all():
+            terms[sub_id][0 if kind == catalog.COUNTRY else 1].append(value)
+    return [
+        ReaderRow(
+            id=s.id,
+            email=s.email,
+            status=s.email_status,
+            frequency=s.email_frequency,
+            countries=terms[s.id][0],
+            sections=terms[s.id][1],
+            telegram=s.telegram_chat_id is not None,
+        )
+        for s in subscribers
+    ]
+
+
+def remove_reader(session: Session, address: str) -> bool:
+    """Delete an email-only reader, or detach the address from a Telegram chat; False if unknown."""
+    subscriber = by_address(session, normalize_address(address))
+    if subscriber is None:
+        return False
+    if subscriber.telegram_chat_id is None:
+        session.delete(subscriber)
+    else:
+        cancel_queued_email(session, subscriber.id)
+        _forget(subscriber)
+        session.add(subscriber)
+    return True

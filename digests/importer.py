@@ -1,0 +1,148 @@
+"""CSV import and export of email readers (columns: email, countries, sections, frequency).
+
+Each row is all-or-nothing: it is validated first, then written inside its own savepoint, so a
+row that fails half-way leaves nothing behind and the good rows around it still go in.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from digests import emails
+from digests.config import Settings
+
+COLUMNS = ("email", "countries", "sections", "frequency")
+# Within a cell several names are separated by ";" or "|" (commas work too when the cell is quoted).
+_CELL_SPLIT = re.compile(r"[;|,]")
+# An export carries the status; such rows are not mailed again by re-importing the file.
+_NOT_REIMPORTED = {"unsubscribed", "bounced"}
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    email: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    imported: list[tuple[int, str]] = field(default_factory=list)
+    bad: list[BadRow] = field(default_factory=list)
+    confirmations_queued: int = 0
+
+
+@dataclass(frozen=True)
+class ParsedRow:
+    line: int
+    reader: emails.NewReader
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be read (no header, no email column)."""
+
+
+def _split(cell: str | None) -> list[str]:
+    return [part.strip() for part in _CELL_SPLIT.split(cell or "") if part.strip()]
+
+
+def parse(text: str) -> tuple[list[ParsedRow], list[BadRow]]:
+    """Validate every row without touching the database. Pure."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), skipinitialspace=True)
+    if not reader.fieldnames:
+        raise ImportFileError("the file is empty")
+    reader.fieldnames = [(name or "").strip().lower() for name in reader.fieldnames]
+    if "email" not in reader.fieldnames:
+        raise ImportFileError(f"no 'email' column (columns are: {', '.join(COLUMNS)})")
+    good: list[ParsedRow] = []
+    bad: list[BadRow] = []
+    seen: dict[str, int] = {}
+    for row in reader:
+        # line_num is where the row ends; quoted cells may hold newlines, blank lines are skipped.
+        cells = [v for v in row.values() if isinstance(v, str)] + list(row.get(None) or [])
+        line = reader.line_num - sum(cell.count("\n") for cell in cells)
+        raw_email = (row.get("email") or "").strip()
+        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
+            continue  # blank line
+        if None in row:
+            bad.append(BadRow(line, raw_email, "more cells than columns (quote cells that hold commas)"))
+            continue
+        status = (row.get("status") or "").strip().lower()
+        if status in _NOT_REIMPORTED:
+            bad.append(BadRow(line, raw_email, f"status is {status}: not subscribed again"))
+            continue
+        if not raw_email:
+            bad.append(BadRow(line, raw_email, "no email address"))
+            continue
+        try:
+            parsed = emails.new_reader(
+                raw_email, _split(row.get("countries")), _split(row.get("sections")), row.get("frequency") or ""
+            )
+        except emails.EmailError as exc:
+            reason = exc.detail or exc.reason
+            if exc.reason == "invalid":
+                reason = f"invalid address: {reason}"
+            bad.append(BadRow(line, raw_email, reason))
+            continue
+        if parsed.email in seen:
+            bad.append(BadRow(line, raw_email, f"same address as line {seen[parsed.email]}"))
+            continue
+        seen[parsed.email] = line
+        good.append(ParsedRow(line, parsed))
+    return good, bad
+
+
+def import_rows(
+    session: Session,
+    settings: Settings,
+    rows: Iterable[ParsedRow],
+    *,
+    confirmed: bool,
+    now: datetime | None = None,
+) -> ImportReport:
+    report = ImportReport()
+    for row in rows:
+        try:
+            with session.begin_nested():
+                emails.add_reader(session, settings, row.reader, confirmed=confirmed, now=now)
+        except emails.EmailError as exc:
+            report.bad.append(BadRow(row.line, row.reader.email, exc.detail or exc.reason))
+            continue
+        except IntegrityError:
+            # Another process added the same address between our check and the insert.
+            report.bad.append(BadRow(row.line, row.reader.email, "already known"))
+            continue
+        report.imported.append((row.line, row.reader.email))
+        if not confirmed:
+            report.confirmations_queued += 1
+    return report
+
+
+def import_csv(
+    session: Session, settings: Settings, text: str, *, confirmed: bool, now: datetime | None = None
+) -> ImportReport:
+    """Import the good rows of `text`; the report lists the bad ones with their line and reason."""
+    if not confirmed and not settings.public_base_url:
+        raise ImportFileError("confirmation links need PUBLIC_BASE_URL (the web app); set it or use --confirmed")
+    good, bad = parse(text)
+    report = import_rows(session, settings, good, confirmed=confirmed, now=now)
+    report.bad = sorted(bad + report.bad, key=lambda b: b.line)
+    return report
+
+
+def export_csv(session: Session, *, status: str | None = None) -> str:
+    """Every email reader as CSV, in the import format plus a status column."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*COLUMNS, "status"])
+    for r in emails.list_readers(session, status=status):
+        writer.writerow([r.email, ";".join(r.countries), ";".join(r.sections), r.frequency, r.status])
+    return out.getvalue()
