@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from digests.cli import db_cmd
+from digests.cli import db_cmd, run_cmd
 
 app = typer.Typer(
     name="clapper",
@@ -15,6 +15,7 @@ app = typer.Typer(
 
 # Each module registers its commands on `app` (one line per module, so parallel work never collides).
 db_cmd.register(app)
+run_cmd.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,120 @@
+"""`clapper run`, `clapper scheduler`, `clapper status`: the service and its health check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+
+import typer
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from digests import runner, status
+from digests.cli.common import setup
+from digests.config import TEMPLATES_DIR, Settings
+
+# Exit code for "cannot run with these settings" (sysexits EX_CONFIG): supervisors can stop retrying.
+EXIT_CONFIG = 78
+
+
+def _render(name: str, **values) -> str:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR), undefined=StrictUndefined, keep_trailing_newline=True
+    )
+    return env.get_template(name).render(**values)
+
+
+def _setup_message(settings: Settings, web: bool) -> str:
+    return _render(
+        "cli/run_setup.txt.j2",
+        telegram=settings.telegram_enabled,
+        email=settings.email_enabled,
+        smtp_host=settings.smtp_host,
+        web=web,
+    )
+
+
+def _web_part(settings: Settings) -> bool:
+    if not settings.public_base_url:
+        return False
+    if not runner.web_available():
+        typer.echo(
+            "PUBLIC_BASE_URL is set but this build has no web module; the web pages are off.", err=True
+        )
+        return False
+    return True
+
+
+def run() -> None:
+    """The service: Telegram bot, scheduler (ingest + digests) and delivery worker in one process."""
+    settings, engine = setup()
+    web = _web_part(settings)
+    if not settings.telegram_enabled:
+        typer.echo(_setup_message(settings, web), err=True, nl=False)
+        if not settings.email_enabled:
+            raise typer.Exit(EXIT_CONFIG)
+    parts = runner.Parts(bot=settings.telegram_enabled, scheduler=True, worker=True, web=web)
+    raise typer.Exit(asyncio.run(runner.serve(settings, engine, parts)))
+
+
+def scheduler() -> None:
+    """Scheduler and delivery worker without the bot (for deployments that run the bot elsewhere)."""
+    settings, engine = setup()
+    parts = runner.Parts(bot=False, scheduler=True, worker=True, web=False)
+    raise typer.Exit(asyncio.run(runner.serve(settings, engine, parts)))
+
+
+def status_command(
+    as_json: bool = typer.Option(False, "--json", help="One JSON object, for monitoring."),
+    max_queue_age: float = typer.Option(
+        None, help="Minutes a ready message may wait [default: STATUS_MAX_QUEUE_AGE_MINUTES]."
+    ),
+    max_ingest_intervals: int = typer.Option(
+        None, help="Ingest intervals without success [default: STATUS_MAX_INGEST_INTERVALS]."
+    ),
+) -> None:
+    """Health: last ingest per source, queue depth, oldest message, deliveries in 24 h; exit 1 if stuck."""
+    from datetime import timedelta
+
+    settings, engine = setup()
+    result = status.collect(
+        engine,
+        settings,
+        max_queue_age=timedelta(minutes=max_queue_age) if max_queue_age is not None else None,
+        max_ingest_intervals=max_ingest_intervals,
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        typer.echo(_render("cli/status.txt.j2", s=result, when=_when(result.now)), nl=False)
+    raise typer.Exit(0 if result.healthy else 1)
+
+
+def _when(now: datetime):
+    def fmt(moment: datetime | None) -> str:
+        if moment is None:
+            return "never"
+        seconds = int((now - moment).total_seconds())
+        if seconds < 0:
+            ago = f"in {_span(-seconds)}"
+        else:
+            ago = f"{_span(seconds)} ago"
+        return f"{moment:%Y-%m-%d %H:%M} ({ago})"
+
+    return fmt
+
+
+def _span(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("scheduler")(scheduler)
+    app.command("status")(status_command)

@@ -1,0 +1,187 @@
+"""The long-running service: bot polling, the scheduler ticker, the delivery worker (and the web app)
+in ONE asyncio loop, stopped cleanly by Ctrl-C or SIGTERM.
+
+This is the composition root, so it is the one place in digests/ that imports bot/ (lazily, so
+`clapper scheduler` runs without python-telegram-bot handlers loaded).
+
+Stopping: the stop event ends polling first (no new commands), then the scheduler finishes the job
+it is running (its database work is one transaction per step, so nothing is half-written), then
+the worker finishes its in-flight sends (rows it had not started go back to the queue, by helper
+C2's claim/release), then the web server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from digests.config import Settings
+from digests.scheduler import ServiceScheduler
+
+log = logging.getLogger(__name__)
+
+# The longest the scheduler thread sleeps between two looks at the clock and the stop event.
+TICK_SECONDS = 1.0
+
+
+@dataclass
+class Parts:
+    bot: bool = True
+    scheduler: bool = True
+    worker: bool = True
+    web: bool = False
+
+
+def worker_id(prefix: str = "run") -> str:
+    return f"{prefix}:{socket.gethostname()}:{os.getpid()}"
+
+
+def web_available() -> bool:
+    try:
+        import digests.web  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def scheduler_loop(sched: ServiceScheduler, stop: asyncio.Event) -> None:
+    """Call schedule's run_pending about once a second; the blocking DB work runs in a thread."""
+    while not stop.is_set():
+        await asyncio.to_thread(sched.run_pending)
+        timeout = min(TICK_SECONDS, max(0.05, sched.idle_seconds()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout)
+
+
+async def _bot(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
+    from bot.app import build_application
+
+    application = build_application(settings, engine)
+    # Not run_polling(): it owns the loop and the signals; here they are shared with the other parts.
+    async with application:
+        await application.start()
+        await application.updater.start_polling(drop_pending_updates=False)
+        log.info("bot polling", extra={"event": "run.bot_started", "username": application.bot.username})
+        await stop.wait()
+        await application.updater.stop()
+        await application.stop()
+
+
+async def _web(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
+    import uvicorn
+
+    from digests import web
+
+    app = web.create_app(settings, engine) if hasattr(web, "create_app") else web.app
+
+    class _Server(uvicorn.Server):
+        # uvicorn would take over SIGINT/SIGTERM and re-raise them on exit; the runner owns them.
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+    server = _Server(
+        uvicorn.Config(app, host=settings.web_host, port=settings.web_port, log_config=None, lifespan="auto")
+    )
+    serving = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await serving
+
+
+async def _worker(settings: Settings, engine: Engine, stop: asyncio.Event, wid: str) -> None:
+    from digests.deliver import run_worker
+
+    await run_worker(engine, settings, stop=stop, worker_id=wid)
+
+
+async def serve(
+    settings: Settings,
+    engine: Engine,
+    parts: Parts,
+    *,
+    stop: asyncio.Event | None = None,
+    scheduler: ServiceScheduler | None = None,
+    install_signals: bool = True,
+) -> int:
+    """Run the chosen parts until `stop` is set (or a signal); 0 on a clean stop, 1 if a part crashed."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if install_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _on_signal, stop, sig)
+
+    wid = worker_id()
+    coros: dict[str, Awaitable[None]] = {}
+    if parts.bot:
+        coros["bot"] = _bot(settings, engine, stop)
+    if parts.scheduler:
+        coros["scheduler"] = scheduler_loop(scheduler or ServiceScheduler(engine, settings), stop)
+    if parts.worker:
+        coros["worker"] = _worker(settings, engine, stop, wid)
+    if parts.web:
+        coros["web"] = _web(settings, engine, stop)
+    log.info("service starting", extra={"event": "run.start", "parts": sorted(coros), "worker_id": wid})
+
+    tasks = {asyncio.create_task(coro, name=name): name for name, coro in coros.items()}
+    stopping = asyncio.create_task(stop.wait())
+    rc = 0
+    try:
+        pending: set[asyncio.Task] = set(tasks) | {stopping}
+        while not stop.is_set():
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopping}:
+                if not task.cancelled() and task.exception() is None:
+                    log.warning(
+                        "%s ended on its own",
+                        tasks[task],
+                        extra={"event": "run.part_ended", "part": tasks[task]},
+                    )
+            if any(not t.cancelled() and t.exception() is not None for t in done - {stopping}):
+                stop.set()  # one part crashed: stop the others and let the supervisor restart us
+    finally:
+        stop.set()
+        stopping.cancel()
+        rc = await _drain(tasks)
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+    log.info("service stopped", extra={"event": "run.stop", "exit_code": rc})
+    return rc
+
+
+async def _drain(tasks: dict[asyncio.Task, str]) -> int:
+    """Wait for every part to finish what is in flight; 1 if any of them crashed."""
+    done, pending = await asyncio.wait(tasks, timeout=120) if tasks else (set(), set())
+    for task in pending:
+        log.error("%s did not stop in time; cancelling", tasks[task], extra={"event": "run.cancel"})
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=10)
+    rc = 1 if pending else 0
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            rc = 1
+            log.error(
+                "%s crashed",
+                tasks[task],
+                exc_info=task.exception(),
+                extra={"event": "run.part_crashed", "part": tasks[task]},
+            )
+    return rc
+
+
+def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    if stop.is_set():
+        log.warning("already stopping", extra={"event": "run.signal_again", "signal": sig.name})
+        return
+    log.info("stopping on %s", sig.name, extra={"event": "run.signal", "signal": sig.name})
+    stop.set()
