@@ -61,7 +61,10 @@ class Fetcher:
         self._sleep = sleep
         self.client = httpx.Client(
             timeout=httpx.Timeout(settings.http_timeout),
-            headers={"User-Agent": settings.http_user_agent, "Accept": "text/html,application/xml;q=0.9,*/*;q=0.8"},
+            headers={
+                "User-Agent": settings.http_user_agent,
+                "Accept": "text/html,application/xml;q=0.9,*/*;q=0.8",
+            },
             follow_redirects=True,
             transport=transport,
         )

@@ -210,13 +210,16 @@ def _parse_lines(
     if leftover:
         page.skipped += 1
         log.warning(
-            "listing: last record cut off (no date line), skipped: %r", leftover[0].text[:80],
+            "listing: last record cut off (no date line), skipped: %r",
+            leftover[0].text[:80],
             extra={"event": "listing_record_cut_off", "title": leftover[0].text},
         )
     return page
 
 
-def _record(body: list[Line], meta: re.Match[str], *, reference: date, base_url: str | None) -> ParsedArticle | None:
+def _record(
+    body: list[Line], meta: re.Match[str], *, reference: date, base_url: str | None
+) -> ParsedArticle | None:
     collapsed: list[Line] = []
     for ln in body:
         if not collapsed or ln.text != collapsed[-1].text:
