@@ -1,0 +1,380 @@
+"""Pure composing: Jinja2 templates -> Telegram HTML parts and email (subject, HTML, text).
+
+No I/O besides loading templates. A `Composer` lives for one queue run and caches renders:
+subscribers who share subscriptions and a watermark get the very same digest, so it is rendered
+once per distinct (articles, channel, context). Personal bits (unsubscribe and preferences links)
+stay out of the cached render as placeholders that `EmailDigest.personalise` fills in.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+
+from digests.config import TEMPLATES_DIR
+
+TELEGRAM_LIMIT = 4096  # characters (UTF-16 code units) after entity parsing
+
+TG_DIGEST = "telegram/digest.html.j2"
+TG_NOTHING_NEW = "telegram/nothing_new.html.j2"
+EMAIL_HTML = "email/digest.html.j2"
+EMAIL_TEXT = "email/digest.txt.j2"
+EMAIL_SUBJECT = "email/digest_subject.txt.j2"
+
+# Plain tokens that survive escaping and CSS inlining; replaced per subscriber after the cache.
+UNSUBSCRIBE_PLACEHOLDER = "CLAPPER-PERSONAL-UNSUBSCRIBE-URL"
+PREFERENCES_PLACEHOLDER = "CLAPPER-PERSONAL-PREFERENCES-URL"
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class TemplateError(RuntimeError):
+    """A template failed to load or render; the message names the template and line."""
+
+    def __init__(self, template: str, line: int | None, message: str):
+        self.template, self.line = template, line
+        where = f"{template}:{line}" if line else template
+        super().__init__(f"template {where}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleView:
+    """What a digest shows of one article."""
+
+    id: int
+    url: str
+    title: str
+    published: date
+    summary: str = ""
+    countries: tuple[str, ...] = ()
+    sections: tuple[str, ...] = ()
+    kind: str = "article"
+
+    @property
+    def link(self) -> str | None:
+        """The URL to link, or None (text-only `clapper:text/...` pages, anything not http)."""
+        if not self.url.startswith(("https://", "http://")):
+            return None
+        # Telegram rejects an href with whitespace; scraped URLs occasionally carry some.
+        return re.sub(r"\s", lambda m: f"%{ord(m.group()):02X}", self.url.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class DigestContext:
+    """Everything besides the articles that shapes a digest and may differ between subscribers."""
+
+    followed: tuple[tuple[str, str], ...] = ()  # (kind, value) the subscriber follows
+    frequency: str = "daily"  # instant | daily | weekly
+    local_date: date = date(2000, 1, 1)  # the digest's date in the subscriber's timezone
+    period_start: date | None = None  # weekly: the day the covered week starts
+    has_links: bool = False  # PUBLIC_BASE_URL set: unsubscribe/preferences are web links
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str | None  # a country or section; None when the subscriber follows nothing to group by
+    articles: tuple[ArticleView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramDigest:
+    parts: tuple[str, ...]
+    template: str
+    article_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class EmailDigest:
+    subject: str
+    html: str
+    text: str
+    template: str
+    article_count: int
+
+    def personalise(self, unsubscribe_url: str | None, preferences_url: str | None) -> EmailDigest:
+        """This digest with one subscriber's links in place of the shared placeholders."""
+        page, text = self.html, self.text
+        for placeholder, url in (
+            (UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url),
+            (PREFERENCES_PLACEHOLDER, preferences_url),
+        ):
+            if placeholder in text or placeholder in page:
+                if url is None:
+                    raise ValueError("this digest was composed with links; pass the subscriber's URLs")
+                page = page.replace(placeholder, html.escape(url, quote=True))
+                text = text.replace(placeholder, url)
+        return replace(self, html=page, text=text)
+
+
+# --- formatting helpers (also exposed to templates as filters) ---
+
+
+def fmt_date(value: date) -> str:
+    """'17 Nov 2025', whatever the process locale."""
+    return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
+
+
+def fmt_day(value: date) -> str:
+    """'17 Nov' (subjects and headers, where the year is obvious)."""
+    return f"{value.day} {_MONTHS[value.month - 1]}"
+
+
+def telegram_length(text_html: str) -> int:
+    """Length as Telegram counts it: tags removed, entities decoded, in UTF-16 code units."""
+    plain = html.unescape(re.sub(r"<[^>]*>", "", text_html))
+    return len(plain.encode("utf-16-le")) // 2
+
+
+def _html_autoescape(name: str | None) -> bool:
+    # _macros.j2 is deliberately not escaped: its macros return plain text, which HTML callers
+    # escape when they print it and text templates print as is.
+    return bool(name) and name.endswith((".html.j2", ".html"))
+
+
+@lru_cache(maxsize=8)
+def make_environment(path: str | Path = TEMPLATES_DIR) -> jinja2.Environment:
+    """The one Jinja2 environment over `path` (templates/ by default)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(path)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=_html_autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters["date"] = fmt_date
+    env.filters["day"] = fmt_day
+    return env
+
+
+def _template_line(exc: BaseException, name: str) -> tuple[str, int | None]:
+    """The template and line an exception came from (Jinja rewrites tracebacks to template lines)."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return exc.name or exc.filename or name, exc.lineno
+    found: tuple[str, int | None] = (name, None)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        filename = frame.filename or ""
+        if filename.endswith(".j2") or filename.endswith(".html"):
+            found = (_relative_name(filename), frame.lineno)
+    return found
+
+
+def _relative_name(filename: str) -> str:
+    parts = Path(filename).parts
+    for anchor in ("templates",):
+        if anchor in parts:
+            return "/".join(parts[len(parts) - parts[::-1].index(anchor) :])
+    return Path(filename).name
+
+
+def render(env: jinja2.Environment, name: str, **context: Any) -> str:
+    """Render template `name`; any failure becomes a TemplateError naming template and line."""
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(name, None, f"not found ({exc.message})") from exc
+    except Exception as exc:  # noqa: BLE001 - every template failure is reported the same way
+        template, line = _template_line(exc, name)
+        message = exc.message if isinstance(exc, jinja2.TemplateError) and exc.message else str(exc)
+        raise TemplateError(template, line, f"{type(exc).__name__}: {message}") from exc
+
+
+# --- pure digest structure ---
+
+
+def newest_first(articles: Iterable[ArticleView]) -> list[ArticleView]:
+    return sorted(articles, key=lambda a: (a.published, a.id), reverse=True)
+
+
+def group_articles(
+    articles: Sequence[ArticleView], followed: Iterable[tuple[str, str]]
+) -> tuple[str, list[Group]]:
+    """('country'|'section'|'none', groups): by followed country, or by section when only sections.
+
+    Each article appears once, under the first followed value it carries (alphabetical order);
+    groups are alphabetical, articles inside newest first.
+    """
+    followed = list(followed)
+    by = "country" if any(k == "country" for k, _ in followed) else "section" if followed else "none"
+    if by == "none":
+        return by, [Group(None, tuple(newest_first(articles)))] if articles else []
+    names = sorted({v for k, v in followed if k == by}, key=str.casefold)
+    rank = {name.casefold(): i for i, name in enumerate(names)}
+    buckets: dict[str | None, list[ArticleView]] = {}
+    for article in newest_first(articles):
+        values = article.countries if by == "country" else article.sections
+        hits = sorted((rank[v.casefold()], v) for v in values if v.casefold() in rank)
+        key = names[hits[0][0]] if hits else None
+        buckets.setdefault(key, []).append(article)
+    ordered = sorted(buckets, key=lambda n: (n is None, rank.get((n or "").casefold(), 0)))
+    return by, [Group(name, tuple(buckets[name])) for name in ordered]
+
+
+def _flatten(groups: Sequence[Group]) -> list[tuple[str | None, ArticleView]]:
+    return [(g.name, a) for g in groups for a in g.articles]
+
+
+def _regroup(items: Sequence[tuple[str | None, ArticleView]]) -> list[Group]:
+    groups: list[Group] = []
+    for name, article in items:
+        if groups and groups[-1].name == name:
+            groups[-1] = Group(name, groups[-1].articles + (article,))
+        else:
+            groups.append(Group(name, (article,)))
+    return groups
+
+
+def _shorten(text: str, drop: int) -> str:
+    """`text` without its last `drop` characters (at a word boundary when possible), plus '…'."""
+    keep = max(len(text) - drop - 1, 0)
+    cut = text[:keep]
+    if " " in cut[-30:]:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,.;:") + "…" if keep else ""
+
+
+@dataclass
+class Composer:
+    """Renders digests for one run, caching by (channel, articles, context)."""
+
+    env: jinja2.Environment = field(default_factory=make_environment)
+    telegram_limit: int = TELEGRAM_LIMIT
+    email_max_articles: int = 50
+    renders: int = 0
+    cache_hits: int = 0
+    _cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
+    _inliner: css_inline.CSSInliner = field(
+        default_factory=lambda: css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True),
+        repr=False,
+    )
+
+    @classmethod
+    def for_settings(cls, settings: Any, **kw: Any) -> Composer:
+        return cls(email_max_articles=settings.email_max_articles, **kw)
+
+    def _cached(self, key: tuple, build) -> Any:
+        hit = self._cache.get(key)
+        if hit is not None:
+            self.cache_hits += 1
+            return hit
+        self.renders += 1
+        value = self._cache[key] = build()
+        return value
+
+    # --- Telegram ---
+
+    def telegram(self, articles: Sequence[ArticleView], ctx: DigestContext) -> TelegramDigest:
+        """Telegram HTML parts (split at article boundaries), or the "nothing new" message."""
+        key = ("telegram", tuple(a.id for a in articles), ctx)
+        return self._cached(key, lambda: self._telegram(articles, ctx))
+
+    def _tg_part(self, groups: Sequence[Group], ctx: DigestContext, part: int, parts: int, total: int) -> str:
+        by = "country" if any(k == "country" for k, _ in ctx.followed) else "section"
+        return render(
+            self.env,
+            TG_DIGEST,
+            groups=groups,
+            grouped_by=by,
+            ctx=ctx,
+            part=part,
+            parts=parts,
+            article_count=total,
+        ).strip()
+
+    def _telegram(self, articles: Sequence[ArticleView], ctx: DigestContext) -> TelegramDigest:
+        if not articles:
+            text = render(self.env, TG_NOTHING_NEW, ctx=ctx).strip()
+            return TelegramDigest((text,), TG_NOTHING_NEW, 0)
+        _, groups = group_articles(articles, ctx.followed)
+        total = len(articles)
+        whole = self._tg_part(groups, ctx, 1, 1, total)
+        if telegram_length(whole) <= self.telegram_limit:
+            return TelegramDigest((whole,), TG_DIGEST, total)
+        return TelegramDigest(tuple(self._split(groups, ctx, total)), TG_DIGEST, total)
+
+    def _split(self, groups: Sequence[Group], ctx: DigestContext, total: int) -> list[str]:
+        """Pack articles into parts that fit, measuring each article's cost once."""
+        limit = self.telegram_limit
+        # The frame (header with the widest "99/99", footer) that every part may carry.
+        frame = telegram_length(self._tg_part([], ctx, 99, 99, total))
+        items = [self._fit(name, a, ctx, total, frame) for name, a in _flatten(groups)]
+        costs = [
+            telegram_length(self._tg_part([Group(name, (a,))], ctx, 99, 99, total)) - frame
+            for name, a in items
+        ]
+        packs: list[list[tuple[str | None, ArticleView]]] = [[]]
+        used = frame
+        for item, cost in zip(items, costs, strict=True):
+            if packs[-1] and used + cost > limit:
+                packs.append([])
+                used = frame
+            packs[-1].append(item)
+            used += cost
+        # Costs are estimates (a shared heading counts once per article): verify and carry over.
+        while True:
+            parts = len(packs)
+            rendered = [self._tg_part(_regroup(p), ctx, i + 1, parts, total) for i, p in enumerate(packs)]
+            over = [
+                i for i, text in enumerate(rendered) if telegram_length(text) > limit and len(packs[i]) > 1
+            ]
+            if not over:
+                return rendered
+            i = over[0]
+            if i + 1 == len(packs):
+                packs.append([])
+            packs[i + 1].insert(0, packs[i].pop())
+
+    def _fit(self, name: str | None, article: ArticleView, ctx: DigestContext, total: int, frame: int):
+        """An article alone in a part must fit: shorten its summary (then title) until it does."""
+        for _ in range(20):
+            length = telegram_length(self._tg_part([Group(name, (article,))], ctx, 99, 99, total))
+            if length <= self.telegram_limit:
+                return name, article
+            overflow = length - self.telegram_limit + 1
+            if article.summary:
+                article = replace(article, summary=_shorten(article.summary, overflow))
+            else:
+                article = replace(article, title=_shorten(article.title, overflow))
+        raise TemplateError(TG_DIGEST, None, "a single article cannot fit in one Telegram message")
+
+    # --- email ---
+
+    def email(self, articles: Sequence[ArticleView], ctx: DigestContext) -> EmailDigest:
+        """Subject, inlined HTML and plain text, with placeholders for the personal links."""
+        key = ("email", tuple(a.id for a in articles), ctx)
+        return self._cached(key, lambda: self._email(articles, ctx))
+
+    def _email(self, articles: Sequence[ArticleView], ctx: DigestContext) -> EmailDigest:
+        by, groups = group_articles(articles, ctx.followed)
+        shown_items = _flatten(groups)[: self.email_max_articles]
+        shown = _regroup(shown_items)
+        shown_ids = {a.id for _, a in shown_items}
+        more = [a for _, a in _flatten(groups) if a.id not in shown_ids]
+        links = (
+            {"unsubscribe": UNSUBSCRIBE_PLACEHOLDER, "preferences": PREFERENCES_PLACEHOLDER}
+            if ctx.has_links
+            else None
+        )
+        context = dict(
+            groups=shown,
+            more=more,
+            grouped_by=by,
+            ctx=ctx,
+            article_count=len(articles),
+            group_names=[g.name for g in groups if g.name],
+            links=links,
+        )
+        subject = " ".join(render(self.env, EMAIL_SUBJECT, **context).split())
+        page = render(self.env, EMAIL_HTML, subject=subject, **context)
+        text = render(self.env, EMAIL_TEXT, subject=subject, **context).strip() + "\n"
+        return EmailDigest(subject, self._inliner.inline(page), text, EMAIL_HTML, len(articles))
