@@ -1,0 +1,1 @@
+"""Fakes at the network edges: a Telegram Bot API server, an SMTP server."""
