@@ -10,16 +10,14 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 import css_inline
 from email_validator import EmailNotValidError, validate_email
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from digests import catalog, outbox, tokens
-from digests.config import TEMPLATES_DIR, Settings
+from digests import catalog, compose, outbox, tokens
+from digests.config import Settings
 from digests.models import Outbox, Subscriber, Subscription, utcnow
 
 CODE_TTL = timedelta(minutes=30)
@@ -42,21 +40,9 @@ class EmailError(ValueError):
 # ---- rendering -------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def template_env() -> Environment:
-    """Jinja2 for email and Telegram wording: HTML templates autoescaped, text ones not."""
-    return Environment(
-        loader=FileSystemLoader(str(TEMPLATES_DIR)),
-        autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-    )
-
-
 def render(name: str, **context: object) -> str:
-    return template_env().get_template(name).render(**context)
+    """One template through the digests' Jinja2 environment (errors name template and line)."""
+    return compose.render(compose.make_environment(), name, **context)
 
 
 @dataclass(frozen=True)
