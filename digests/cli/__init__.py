@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from digests.cli import db_cmd, run_cmd
+from digests.cli import db_cmd, ingest_cmd, run_cmd
 
 app = typer.Typer(
     name="clapper",
@@ -16,6 +16,7 @@ app = typer.Typer(
 # Each module registers its commands on `app` (one line per module, so parallel work never collides).
 db_cmd.register(app)
 run_cmd.register(app)
+ingest_cmd.register(app)
 
 
 def main() -> None:
