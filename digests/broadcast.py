@@ -91,7 +91,9 @@ def render_telegram(body: str) -> str:
     return emails.render("telegram/announcement.html.j2", body=Markup(body)).strip()
 
 
-def render_email(body: str, *, unsubscribe_url: str | None, preferences_url: str | None) -> emails.RenderedEmail:
+def render_email(
+    body: str, *, unsubscribe_url: str | None, preferences_url: str | None
+) -> emails.RenderedEmail:
     text = telegram_html.to_plain(body).strip()
     first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return emails.render_email(
@@ -200,8 +202,15 @@ def queue(
             for sid, chat in _recipients(session, "telegram"):
                 rows.append(
                     common
-                    | {"subscriber_id": sid, "channel": "telegram", "recipient": chat, "subject": "",
-                       "body": text, "body_text": None, "template": "telegram/announcement.html.j2"}
+                    | {
+                        "subscriber_id": sid,
+                        "channel": "telegram",
+                        "recipient": chat,
+                        "subject": "",
+                        "body": text,
+                        "body_text": None,
+                        "template": "telegram/announcement.html.j2",
+                    }
                 )
         if "email" in CHANNELS[channels]:
             has_web = bool(settings.public_base_url)
@@ -218,9 +227,15 @@ def queue(
                     text = text.replace(_UNSUBSCRIBE_MARK, unsub).replace(_PREFERENCES_MARK, prefs)
                 rows.append(
                     common
-                    | {"subscriber_id": sid, "channel": "email", "recipient": address,
-                       "subject": mail.subject, "body": html, "body_text": text,
-                       "template": "email/announcement"}
+                    | {
+                        "subscriber_id": sid,
+                        "channel": "email",
+                        "recipient": address,
+                        "subject": mail.subject,
+                        "body": html,
+                        "body_text": text,
+                        "template": "email/announcement",
+                    }
                 )
         for start in range(0, len(rows), _CHUNK):
             # One multi-row INSERT per chunk: 2,000 rows in well under a second on both databases.

@@ -84,7 +84,10 @@ def parse(text: str) -> tuple[list[ParsedRow], list[BadRow]]:
             continue
         try:
             parsed = emails.new_reader(
-                raw_email, _split(row.get("countries")), _split(row.get("sections")), row.get("frequency") or ""
+                raw_email,
+                _split(row.get("countries")),
+                _split(row.get("sections")),
+                row.get("frequency") or "",
             )
         except emails.EmailError as exc:
             reason = exc.detail or exc.reason
@@ -131,7 +134,9 @@ def import_csv(
 ) -> ImportReport:
     """Import the good rows of `text`; the report lists the bad ones with their line and reason."""
     if not confirmed and not settings.public_base_url:
-        raise ImportFileError("confirmation links need PUBLIC_BASE_URL (the web app); set it or use --confirmed")
+        raise ImportFileError(
+            "confirmation links need PUBLIC_BASE_URL (the web app); set it or use --confirmed"
+        )
     good, bad = parse(text)
     report = import_rows(session, settings, good, confirmed=confirmed, now=now)
     report.bad = sorted(bad + report.bad, key=lambda b: b.line)

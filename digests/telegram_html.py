@@ -12,9 +12,21 @@ import re
 
 MAX_LENGTH = 4096
 ALLOWED: dict[str, set[str]] = {
-    "b": set(), "strong": set(), "i": set(), "em": set(), "u": set(), "ins": set(),
-    "s": set(), "strike": set(), "del": set(), "tg-spoiler": set(), "span": {"class"},
-    "a": {"href"}, "code": {"class"}, "pre": set(), "blockquote": {"expandable"},
+    "b": set(),
+    "strong": set(),
+    "i": set(),
+    "em": set(),
+    "u": set(),
+    "ins": set(),
+    "s": set(),
+    "strike": set(),
+    "del": set(),
+    "tg-spoiler": set(),
+    "span": {"class"},
+    "a": {"href"},
+    "code": {"class"},
+    "pre": set(),
+    "blockquote": {"expandable"},
     "tg-emoji": {"emoji-id"},
 }
 _NAMED_ENTITIES = {"lt", "gt", "amp", "quot"}
@@ -58,7 +70,7 @@ def check(text: str) -> list[str]:
                 if name.lower() not in ALLOWED[tag]:
                     errors.append(f"<{tag}> {where} cannot have the attribute {name}")
                 elif tag == "span" and value.strip("\"'") != "tg-spoiler":
-                    errors.append(f"<span> {where} is only allowed as class=\"tg-spoiler\"")
+                    errors.append(f'<span> {where} is only allowed as class="tg-spoiler"')
                 elif tag == "a" and not value.strip("\"'"):
                     errors.append(f"<a> {where} needs an href")
             if tag == "a" and "href" not in attrs:

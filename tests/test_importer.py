@@ -84,7 +84,10 @@ def test_export_round_trips_and_skips_unsubscribed_on_reimport(engine, settings)
         text = importer.export_csv(s)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["email"] for r in rows] == [
-        "ann@example.org", "bob@example.org", "eve@example.org", "gone@example.org"
+        "ann@example.org",
+        "bob@example.org",
+        "eve@example.org",
+        "gone@example.org",
     ]
     assert rows[1]["countries"] == "Czech Republic;Germany" and rows[1]["frequency"] == "daily"
     good, bad = importer.parse(text)
