@@ -1,0 +1,371 @@
+"""Queue due digests: select new matching articles, compose, enqueue, advance the watermark.
+
+One run loads the new articles and their tags once, the subscriptions in bulk, matches once per
+distinct subscription set and renders once per distinct (articles, channel, context). Each
+subscriber's outbox rows and watermark are written in the same transaction; the watermark moves
+only if it still holds the value this run read, so two runs at once never queue a digest twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from digests import due, outbox, tokens
+from digests.compose import ArticleView, Composer, DigestContext, EmailDigest, TelegramDigest
+from digests.config import Settings
+from digests.db import session_scope
+from digests.matching import ArticleIndex, SubscriptionKey, subscription_key
+from digests.models import Article, ArticleTag, Outbox, Subscriber, Subscription
+
+log = logging.getLogger(__name__)
+
+CHUNK = 900  # ids per IN (...) list: under SQLite's old 999-parameter limit
+BATCH = 500  # subscriber channels per write transaction
+
+
+@dataclass
+class QueueReport:
+    now: datetime
+    checked: int = 0  # subscriber channels looked at
+    due: int = 0  # of which due now (or forced)
+    digests: int = 0  # digests queued (a split Telegram digest counts once)
+    empty: int = 0  # "nothing new" messages queued
+    skipped: int = 0  # due, nothing new, nothing sent (watermark still advanced)
+    messages: int = 0  # outbox rows added
+    already_queued: int = 0  # rows that were there already (same run repeated)
+    raced: int = 0  # another run advanced the watermark first: left to it
+    articles: int = 0  # new articles loaded
+    subscription_sets: int = 0  # distinct subscription sets among the due
+    renders: int = 0
+    cache_hits: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)  # digests per channel
+
+    @property
+    def queued(self) -> int:
+        return self.digests + self.empty
+
+
+@dataclass
+class Planned:
+    """One subscriber channel's next digest, composed but not queued."""
+
+    subscriber_id: int
+    channel: str  # telegram | email
+    recipient: str
+    watermark: datetime | None  # the value read; the update only happens if it still holds
+    articles: tuple[ArticleView, ...]
+    telegram: TelegramDigest | None = None
+    email: EmailDigest | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.articles
+
+
+@dataclass(frozen=True)
+class _Due:
+    subscriber: Subscriber
+    channel: str
+    since: datetime  # articles first seen after this are new
+    watermark: datetime | None
+    frequency: str
+
+
+def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _channels(s: Subscriber, *, preview: bool) -> list[tuple[str, str, datetime | None, datetime]]:
+    """(channel, frequency, watermark, created) for each channel this subscriber can receive on."""
+    found = []
+    if s.telegram_chat_id is not None and (preview or s.telegram_blocked_at is None):
+        found.append(("telegram", s.frequency, s.last_digest_at, s.created_at))
+    if s.email and (preview or s.email_status == "confirmed"):
+        # Never sent: since the address was confirmed, not since the chat first talked to the bot.
+        found.append(
+            ("email", s.email_frequency, s.email_last_digest_at, s.email_confirmed_at or s.created_at)
+        )
+    return found
+
+
+def _due_channels(
+    subscribers: Iterable[Subscriber],
+    settings: Settings,
+    *,
+    now: datetime,
+    force: bool,
+    preview: bool,
+    report,
+) -> list[_Due]:
+    result = []
+    for s in subscribers:
+        for channel, frequency, last, created in _channels(s, preview=preview):
+            report.checked += 1
+            if not force:
+                slot = due.next_due(
+                    frequency=frequency,
+                    timezone=s.timezone,
+                    delivery_time=s.delivery_time,
+                    weekly_day=s.weekly_day,
+                    last=last,
+                    created=created,
+                    default_timezone=settings.default_timezone,
+                    default_delivery_time=settings.default_delivery_time,
+                )
+                if slot > now:
+                    continue
+            result.append(_Due(s, channel, last or created, last, frequency))
+    report.due += len(result)
+    return result
+
+
+def load_subscriptions(session: Session, subscriber_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
+    subs: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for chunk in _chunks(sorted(set(subscriber_ids))):
+        rows = session.exec(
+            select(Subscription.subscriber_id, Subscription.kind, Subscription.value).where(
+                Subscription.subscriber_id.in_(chunk)  # type: ignore[attr-defined]
+            )
+        )
+        for subscriber_id, kind, value in rows:
+            subs[subscriber_id].append((kind, value))
+    return subs
+
+
+def load_new_articles(
+    session: Session, *, since: datetime, until: datetime
+) -> tuple[list[ArticleView], dict[int, datetime], dict[int, list[tuple[str, str]]]]:
+    """Articles first seen in (since, until], newest first, with first-seen times and tags (2 queries)."""
+    window = (Article.first_seen_at > since, Article.first_seen_at <= until)
+    rows = session.exec(
+        select(Article).where(*window).order_by(Article.published.desc(), Article.id.desc())  # type: ignore[attr-defined]
+    ).all()
+    tags: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    in_window = select(Article.id).where(*window)
+    for article_id, kind, value in session.exec(
+        select(ArticleTag.article_id, ArticleTag.kind, ArticleTag.value)
+        .where(ArticleTag.article_id.in_(in_window))  # type: ignore[attr-defined]
+        .order_by(ArticleTag.article_id, ArticleTag.kind, ArticleTag.value)
+    ):
+        tags[article_id].append((kind, value))
+    views = [
+        ArticleView(
+            id=a.id,
+            url=a.url,
+            title=a.title,
+            published=a.published,
+            summary=a.summary or "",
+            countries=tuple(v for k, v in tags[a.id] if k == "country"),
+            sections=tuple(v for k, v in tags[a.id] if k == "section"),
+            kind=a.kind,
+        )
+        for a in rows
+    ]
+    return views, {a.id: a.first_seen_at for a in rows}, tags
+
+
+def _context(s: Subscriber, channel: str, followed, settings: Settings, now: datetime) -> DigestContext:
+    local = now.astimezone(due.resolve_zone(s.timezone, settings.default_timezone)).date()
+    frequency = s.frequency if channel == "telegram" else s.email_frequency
+    return DigestContext(
+        followed=followed,
+        frequency=frequency,
+        local_date=local,
+        period_start=local - timedelta(days=7) if frequency == "weekly" else None,
+        has_links=bool(settings.public_base_url),
+    )
+
+
+def plan(
+    session: Session,
+    settings: Settings,
+    *,
+    now: datetime,
+    composer: Composer,
+    subscriber_ids: Sequence[int] | None = None,
+    force: bool = False,
+    preview: bool = False,
+    report: QueueReport | None = None,
+) -> list[Planned]:
+    """Compose the next digest of every due subscriber channel, without writing anything.
+
+    `preview` also covers paused subscribers, blocked chats and unconfirmed addresses, and shows
+    the "nothing new" message rather than nothing.
+    """
+    report = report or QueueReport(now=now)
+    query = select(Subscriber).order_by(Subscriber.id)  # type: ignore[arg-type]
+    if not preview:
+        query = query.where(Subscriber.paused == False)  # noqa: E712 - SQL comparison
+    if subscriber_ids is not None:
+        subscribers = [
+            s
+            for chunk in _chunks(list(subscriber_ids))
+            for s in session.exec(query.where(Subscriber.id.in_(chunk)))  # type: ignore[union-attr]
+        ]
+    else:
+        subscribers = list(session.exec(query))
+    pending = _due_channels(subscribers, settings, now=now, force=force, preview=preview, report=report)
+    if not pending:
+        return []
+    subs = load_subscriptions(session, [d.subscriber.id for d in pending])
+    articles, first_seen, tags = load_new_articles(session, since=min(d.since for d in pending), until=now)
+    report.articles = len(articles)
+    by_id = {a.id: a for a in articles}
+    index = ArticleIndex([(a.id, tags[a.id]) for a in articles])
+    matched: dict[SubscriptionKey, tuple[int, ...]] = {}
+    composed: dict[tuple, tuple[ArticleView, ...]] = {}
+    send_empty_all = settings.send_empty_digests or preview
+    newest = max(first_seen.values(), default=None)
+    planned: list[Planned] = []
+    for d in pending:
+        s = d.subscriber
+        mine = subs.get(s.id, [])
+        key = subscription_key(mine)
+        if key not in matched:
+            matched[key] = index.select(key)
+        # Subscribers sharing a set and a watermark share the filtered tuple (and then the render).
+        group = (key, d.since)
+        selected = composed.get(group)
+        if selected is None:
+            selected = composed[group] = tuple(by_id[i] for i in matched[key] if first_seen[i] > d.since)
+        item = Planned(
+            s.id,
+            d.channel,
+            str(s.telegram_chat_id) if d.channel == "telegram" else s.email,
+            d.watermark,
+            selected,
+        )
+        if selected or (mine and (s.send_empty or send_empty_all)):
+            followed = tuple(sorted(set(mine), key=lambda kv: (kv[0], kv[1].casefold())))
+            ctx = _context(s, d.channel, followed, settings, now)
+            if d.channel == "telegram":
+                item.telegram = composer.telegram(selected, ctx)
+            else:
+                item.email = composer.email(selected, ctx)
+        elif not preview and d.frequency == "instant" and not (newest and newest > d.since):
+            # Instant and nothing at all arrived since: leave the watermark (no write every minute).
+            continue
+        planned.append(item)
+    report.subscription_sets = len(matched)
+    report.renders, report.cache_hits = composer.renders, composer.cache_hits
+    return planned
+
+
+def messages(item: Planned, settings: Settings, *, now: datetime) -> list[Outbox]:
+    """The outbox rows for one planned digest (none when there is nothing to send)."""
+    key = f"digest:{now.isoformat()}"
+    if item.telegram is not None:
+        parts = item.telegram.parts
+        return [
+            Outbox(
+                subscriber_id=item.subscriber_id,
+                channel="telegram",
+                digest_key=f"{key}#{number}/{len(parts)}",
+                recipient=item.recipient,
+                body=text,
+                template=item.telegram.template,
+                article_count=item.telegram.article_count,
+            )
+            for number, text in enumerate(parts, start=1)
+        ]
+    if item.email is not None:
+        mail = item.email.personalise(
+            tokens.link(settings, item.subscriber_id, "unsubscribe"),
+            tokens.link(settings, item.subscriber_id, "preferences"),
+        )
+        return [
+            Outbox(
+                subscriber_id=item.subscriber_id,
+                channel="email",
+                digest_key=key,
+                recipient=item.recipient,
+                subject=mail.subject,
+                body=mail.html,
+                body_text=mail.text,
+                template=mail.template,
+                article_count=mail.article_count,
+            )
+        ]
+    return []
+
+
+def _advance(session: Session, item: Planned, now: datetime) -> bool:
+    """Move the watermark to `now` if it still holds what we read; False if another run moved it."""
+    column = Subscriber.last_digest_at if item.channel == "telegram" else Subscriber.email_last_digest_at
+    held = column.is_(None) if item.watermark is None else column == item.watermark  # type: ignore[union-attr]
+    result = session.exec(
+        update(Subscriber).where(Subscriber.id == item.subscriber_id, held).values({column.key: now})  # type: ignore[union-attr]
+    )
+    return result.rowcount == 1
+
+
+def write(
+    engine: Engine, settings: Settings, planned: Sequence[Planned], *, now: datetime, report: QueueReport
+):
+    """Enqueue each planned digest and advance its watermark, in one transaction per batch."""
+    for batch in _chunks(planned, BATCH):
+        with session_scope(engine) as session:
+            for item in batch:
+                if not _advance(session, item, now):
+                    report.raced += 1
+                    continue
+                rows = messages(item, settings, now=now)
+                if not rows:
+                    report.skipped += 1
+                    continue
+                added = sum(outbox.enqueue(session, row) for row in rows)
+                report.messages += added
+                report.already_queued += len(rows) - added
+                if item.empty:
+                    report.empty += 1
+                else:
+                    report.digests += 1
+                    report.by_channel[item.channel] = report.by_channel.get(item.channel, 0) + 1
+
+
+def queue_due(
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    subscriber_ids: Sequence[int] | None = None,
+    force: bool = False,
+    composer: Composer | None = None,
+) -> QueueReport:
+    """Queue every due digest (all of them with `force`) and advance the watermarks to `now`."""
+    report = QueueReport(now=now)
+    composer = composer or Composer.for_settings(settings)
+    with session_scope(engine) as session:
+        planned = plan(
+            session,
+            settings,
+            now=now,
+            composer=composer,
+            subscriber_ids=subscriber_ids,
+            force=force,
+            report=report,
+        )
+    write(engine, settings, planned, now=now, report=report)
+    log.info(
+        "digests queued",
+        extra={
+            "event": "queue.done",
+            "due": report.due,
+            "digests": report.digests,
+            "empty": report.empty,
+            "messages": report.messages,
+            "articles": report.articles,
+            "renders": report.renders,
+            "cache_hits": report.cache_hits,
+        },
+    )
+    return report
