@@ -44,7 +44,7 @@ def parse(data: bytes | str, *, base_url: str | None = None, fetched: date | Non
     if parsed.bozo and not parsed.entries:
         reason = getattr(parsed, "bozo_exception", None) or "not a feed"
         raise FeedError(f"malformed feed: {reason}")
-    if not parsed.entries and not parsed.feed.get("title") and not parsed.version:
+    if not parsed.entries and not parsed.feed.get("title") and not parsed.get("version"):
         raise FeedError("not a feed: no channel and no entries")
     page = ParsedPage(heading=strip_html(parsed.feed.get("title", "")) or None)
     today = fetched or datetime.now(UTC).date()
@@ -54,6 +54,9 @@ def parse(data: bytes | str, *, base_url: str | None = None, fetched: date | Non
             page.skipped += 1
         else:
             page.articles.append(article)
+    if parsed.bozo and not page.articles:
+        # feedparser's lenient parser salvaged fragments of a broken document, but nothing usable.
+        raise FeedError(f"malformed feed: {getattr(parsed, 'bozo_exception', None) or 'no usable entries'}")
     page.total = len(parsed.entries)
     return page
 
