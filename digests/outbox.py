@@ -222,6 +222,17 @@ def mark_dead(engine: Engine, row_id: int, *, worker_id: str, error: str) -> boo
         return result.rowcount == 1
 
 
+def mark_cancelled(engine: Engine, row_id: int, *, worker_id: str, reason: str) -> bool:
+    """Not attempted: its destination turned out to be gone earlier in the same batch."""
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Outbox)
+            .where(_mine(row_id, worker_id))
+            .values(state="cancelled", last_error=reason, claimed_by=None, claimed_at=None)
+        )
+        return result.rowcount == 1
+
+
 def requeue(
     engine: Engine,
     row_ids: list[int],

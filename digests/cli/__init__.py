@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from digests.cli import db_cmd, ingest_cmd, run_cmd
+from digests.cli import db_cmd, deliver_cmd, ingest_cmd, run_cmd
 
 app = typer.Typer(
     name="clapper",
@@ -17,6 +17,7 @@ app = typer.Typer(
 db_cmd.register(app)
 run_cmd.register(app)
 ingest_cmd.register(app)
+deliver_cmd.register(app)
 
 
 def main() -> None:

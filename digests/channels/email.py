@@ -1,0 +1,247 @@
+"""Email: build the MIME message for an outbox row, and send batches over a few reused SMTP connections."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from typing import Protocol
+from urllib.parse import quote
+
+import aiosmtplib
+
+from digests import tokens
+from digests.channels import SENT, Outcome
+from digests.config import Settings
+from digests.models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class EmailRow(Protocol):
+    """What the sender reads from an outbox row (an Outbox instance fits)."""
+
+    id: int | None
+    subscriber_id: int | None
+    recipient: str
+    subject: str
+    body: str
+    body_text: str | None
+
+
+Report = Callable[[EmailRow, Outcome], Awaitable[None]]
+
+
+def sender_address(settings: Settings) -> str:
+    """The bare address of MAIL_FROM, used as the envelope sender."""
+    return parseaddr(settings.mail_from)[1] or "clapper@localhost"
+
+
+def sender_domain(settings: Settings) -> str:
+    return sender_address(settings).rpartition("@")[2] or "localhost"
+
+
+def list_id(settings: Settings) -> str:
+    # RFC 2919: a stable identifier, so mail clients can file and filter the digests.
+    return f"Clapper digests <digests.{sender_domain(settings)}>"
+
+
+def unsubscribe_headers(settings: Settings, subscriber_id: int | None) -> dict[str, str]:
+    """List-Unsubscribe (https URL first, then a mailto) and, with a URL, RFC 8058 one-click POST."""
+    if subscriber_id is None:
+        return {}
+    url = tokens.link(settings, subscriber_id, "unsubscribe")
+    token = tokens.make_token(settings, subscriber_id, "unsubscribe")
+    mailto = f"mailto:{sender_address(settings)}?subject={quote('unsubscribe ' + token)}"
+    headers = {"List-Unsubscribe": f"<{url}>, <{mailto}>" if url else f"<{mailto}>"}
+    if url and url.startswith(("https://", "http://")):
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
+
+
+def build_message(
+    settings: Settings,
+    *,
+    to: str,
+    subject: str,
+    html: str,
+    text: str | None,
+    subscriber_id: int | None = None,
+    now: datetime | None = None,
+) -> EmailMessage:
+    """A complete message: multipart/alternative (text, then HTML) with the list headers.
+
+    Also what `clapper demo` writes to an .eml file.
+    """
+    message = EmailMessage()
+    message["Date"] = format_datetime(now or utcnow())
+    message["Message-ID"] = make_msgid(domain=sender_domain(settings))
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Subject"] = subject
+    message["List-Id"] = list_id(settings)
+    for name, value in unsubscribe_headers(settings, subscriber_id).items():
+        message[name] = value
+    if text:
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+    else:
+        message.set_content(html, subtype="html")
+    return message
+
+
+def message_for_row(settings: Settings, row: EmailRow, *, now: datetime | None = None) -> EmailMessage:
+    return build_message(
+        settings,
+        to=row.recipient,
+        subject=row.subject,
+        html=row.body,
+        text=row.body_text,
+        subscriber_id=row.subscriber_id,
+        now=now,
+    )
+
+
+class ServerUnavailable(Exception):
+    """No connection to the SMTP server (refused, timed out, TLS or login failed)."""
+
+
+def _code_outcome(code: int, text: str, *, permanent: str) -> Outcome:
+    error = f"{code} {text}".strip()
+    if 400 <= code < 500:
+        return Outcome("retry", error)
+    if 500 <= code < 600:
+        return Outcome(permanent, error)  # type: ignore[arg-type]
+    return Outcome("retry", error)
+
+
+class EmailSender:
+    """Sends batches of rows over SMTP_CONNECTIONS connections, each reused for many messages."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.connections_opened = 0
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        smtp = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username or None,
+            password=s.smtp_password or None,
+            timeout=s.smtp_timeout,
+            use_tls=s.smtp_security == "tls",
+            start_tls=s.smtp_security == "starttls",
+        )
+        try:
+            await smtp.connect()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise ServerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        self.connections_opened += 1
+        return smtp
+
+    async def _send(self, smtp: aiosmtplib.SMTP, row: EmailRow) -> Outcome:
+        """One message on a connected SMTP object; connection loss propagates to the caller."""
+        message = message_for_row(self.settings, row)
+        try:
+            await smtp.send_message(message, sender=sender_address(self.settings), recipients=[row.recipient])
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0]
+            return _code_outcome(refused.code, refused.message, permanent="bounced")
+        except aiosmtplib.SMTPSenderRefused as exc:
+            # Our own address refused: a configuration problem, not this reader's; retried, then dead.
+            return Outcome("retry", f"sender refused: {exc.code} {exc.message}")
+        except aiosmtplib.SMTPServerDisconnected:
+            raise
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421:  # the server is closing this connection; try again later
+                return Outcome("retry", f"{exc.code} {exc.message}")
+            return _code_outcome(exc.code, exc.message, permanent="dead")
+        except aiosmtplib.SMTPTimeoutError as exc:
+            return Outcome("retry", f"timeout: {exc}")
+        except aiosmtplib.SMTPNotSupported as exc:
+            return Outcome("dead", f"not supported by the server: {exc}")
+        except aiosmtplib.SMTPException as exc:
+            return Outcome("retry", f"{type(exc).__name__}: {exc}")
+        return SENT
+
+    async def _lane(
+        self, queue: asyncio.Queue, report: Report, down: dict, stop: asyncio.Event | None
+    ) -> None:
+        """One connection working through groups of rows (one recipient's rows stay in order)."""
+        smtp: aiosmtplib.SMTP | None = None
+        try:
+            while True:
+                try:
+                    group = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                gone: Outcome | None = None
+                for row in group:
+                    if stop is not None and stop.is_set():
+                        await report(row, Outcome("requeue", None))
+                        continue
+                    if gone is not None:
+                        await report(row, gone)
+                        continue
+                    if down:
+                        await report(
+                            row, Outcome("requeue", down["error"], delay=self.settings.delivery_retry_base)
+                        )
+                        continue
+                    outcome = None
+                    for attempt in (1, 2):
+                        try:
+                            if smtp is None or not smtp.is_connected:
+                                smtp = await self._connect()
+                            outcome = await self._send(smtp, row)
+                            break
+                        except ServerUnavailable as exc:
+                            down.setdefault("error", f"SMTP server unavailable: {exc}")
+                            outcome = Outcome(
+                                "requeue", down["error"], delay=self.settings.delivery_retry_base
+                            )
+                            break
+                        except aiosmtplib.SMTPServerDisconnected as exc:
+                            # A dropped connection: reconnect and give this message one more go.
+                            smtp = None
+                            outcome = Outcome("retry", f"connection lost: {exc}")
+                            log.info("SMTP connection lost (%s); reconnecting (attempt %d)", exc, attempt)
+                    if smtp is not None and not smtp.is_connected:
+                        smtp = None
+                    if outcome.status == "bounced":
+                        gone = Outcome("cancelled", outcome.error)
+                    await report(row, outcome)
+        finally:
+            if smtp is not None and smtp.is_connected:
+                try:
+                    await smtp.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    smtp.close()
+
+    async def send_groups(
+        self, groups: Sequence[Sequence[EmailRow]], report: Report, *, stop: asyncio.Event | None = None
+    ) -> None:
+        """Send every row, calling `report(row, outcome)` as each one settles.
+
+        Once `stop` is set, messages not yet started are reported 'requeue' (the one in flight ends).
+        """
+        if not groups:
+            return
+        queue: asyncio.Queue = asyncio.Queue()
+        for group in groups:
+            queue.put_nowait(list(group))
+        down: dict = {}
+        lanes = max(1, min(self.settings.smtp_connections, len(groups)))
+        await asyncio.gather(*(self._lane(queue, report, down, stop) for _ in range(lanes)))
+        if down:
+            log.error(
+                "%s (%s:%s); unsent mail stays queued and is retried in %.0f s",
+                down["error"],
+                self.settings.smtp_host,
+                self.settings.smtp_port,
+                self.settings.delivery_retry_base,
+            )

@@ -1,0 +1,208 @@
+"""A real SMTP server for tests and benches (aiosmtpd on 127.0.0.1, a free port), recording mail.
+
+    with SMTPSink() as sink:                 # or `async with`
+        settings = settings.model_copy(update=sink.settings())
+        ...
+        sink.messages            # [Received(mail_from, rcpt_tos, message, raw)]
+        sink.to("a@example.org")
+        sink.connections         # SMTP sessions opened (EHLO/HELO seen)
+
+Behaviours to test a sender against:
+    sink.reply_rcpt("x@example.org", "550 5.1.1 No such user")   # every RCPT for x gets this
+    sink.reply_rcpt("y@example.org", "451 4.3.0 Try later", times=2)  # then accepted
+    sink.drop_after = 3        # each connection is cut (no reply) on the 4th MAIL FROM
+    sink.require_auth("user", "secret")
+`dead_port()` is a port nobody listens on: a dead server.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dead_port() -> int:
+    """A port that refused connections a moment ago (nothing listens on it)."""
+    return free_port()
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+    raw: bytes
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+
+class _Handler:
+    def __init__(self, sink: SMTPSink) -> None:
+        self.sink = sink
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.sink._connection_seen(session)
+        session.host_name = hostname
+        return responses
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        self.sink._connection_seen(session)
+        session.host_name = hostname
+        return f"250 {server.hostname}"
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        sink = self.sink
+        done = getattr(session, "clapper_messages", 0)
+        if sink.drop_after is not None and done >= sink.drop_after:
+            # Cut the line without a word, like a server that crashed or a NAT that timed out.
+            with sink._lock:
+                sink.drops += 1
+            server.transport.close()
+            return "421 4.4.2 Connection dropped"
+        if sink._auth and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.sink._rcpt_reply(address)
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        raw = envelope.original_content or envelope.content
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        with self.sink._lock:
+            self.sink.messages.append(
+                Received(
+                    mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), message=message, raw=raw
+                )
+            )
+        session.clapper_messages = getattr(session, "clapper_messages", 0) + 1
+        return "250 Message accepted for delivery"
+
+
+class _Authenticator:
+    def __init__(self, username: str, password: str) -> None:
+        self.username, self.password = username.encode(), password.encode()
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+            self.username,
+            self.password,
+        )
+        return AuthResult(success=ok, handled=False)
+
+
+class SMTPSink:
+    """aiosmtpd in a thread, bound to 127.0.0.1 (its default would be ::1)."""
+
+    def __init__(self, *, port: int | None = None, drop_after: int | None = None) -> None:
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.messages: list[Received] = []
+        self.connections = 0
+        self.drops = 0
+        self.drop_after = drop_after
+        self._rcpt_replies: dict[str, list] = {}
+        self._auth: tuple[str, str] | None = None
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    # --- behaviour -------------------------------------------------------------------------
+    def reply_rcpt(self, address: str, reply: str, *, times: int | None = None) -> None:
+        """Answer RCPT TO:<address> with `reply` (e.g. "550 5.1.1 No such user"), `times` times or always."""
+        with self._lock:
+            self._rcpt_replies[address.lower()] = [reply, times]
+
+    def require_auth(self, username: str, password: str) -> None:
+        """Refuse mail until the client logs in (call before start())."""
+        self._auth = (username, password)
+
+    # --- reading ---------------------------------------------------------------------------
+    def to(self, address: str) -> list[Received]:
+        with self._lock:
+            return [m for m in self.messages if address.lower() in (r.lower() for r in m.rcpt_tos)]
+
+    def count_by_subject(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._lock:
+            for m in self.messages:
+                counts[m.subject] = counts.get(m.subject, 0) + 1
+        return counts
+
+    def settings(self) -> dict:
+        """Settings fields that point a sender at this sink (for Settings.model_copy(update=…))."""
+        return {"smtp_host": self.host, "smtp_port": self.port, "smtp_security": "none"}
+
+    def env(self) -> dict[str, str]:
+        """The same as environment variables, for a subprocess."""
+        return {"SMTP_HOST": self.host, "SMTP_PORT": str(self.port), "SMTP_SECURITY": "none"}
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> SMTPSink:
+        kwargs: dict = {}
+        if self._auth:
+            kwargs = {
+                "authenticator": _Authenticator(*self._auth),
+                # handle_MAIL insists on a login instead of auth_required=True, which warns without TLS.
+                # Tests talk plain SMTP on loopback; production would insist on TLS.
+                "auth_require_tls": False,
+            }
+        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> SMTPSink:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> SMTPSink:
+        return self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        self.stop()
+
+    # --- internals -------------------------------------------------------------------------
+    def _connection_seen(self, session) -> None:
+        if not getattr(session, "clapper_counted", False):
+            session.clapper_counted = True
+            with self._lock:
+                self.connections += 1
+
+    def _rcpt_reply(self, address: str) -> str | None:
+        with self._lock:
+            entry = self._rcpt_replies.get(address.lower())
+            if entry is None:
+                return None
+            reply, times = entry
+            if times is not None:
+                if times <= 0:
+                    return None
+                entry[1] = times - 1
+            return reply
