@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from digests.cli import db_cmd, deliver_cmd, ingest_cmd, run_cmd
+from digests.cli import (
+    broadcast_cmd,
+    db_cmd,
+    deliver_cmd,
+    digests_cmd,
+    ingest_cmd,
+    run_cmd,
+    subscribers_cmd,
+    web_cmd,
+)
 
 app = typer.Typer(
     name="clapper",
@@ -18,6 +27,10 @@ db_cmd.register(app)
 run_cmd.register(app)
 ingest_cmd.register(app)
 deliver_cmd.register(app)
+subscribers_cmd.register(app)
+broadcast_cmd.register(app)
+web_cmd.register(app)
+digests_cmd.register(app)
 
 
 def main() -> None:
