@@ -369,3 +369,40 @@ def queue_due(
         },
     )
     return report
+
+
+def preview(
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    chat_id: int | None = None,
+    email: str | None = None,
+) -> tuple[Subscriber | None, list[Outbox]]:
+    """The rows the next digest would queue for one chat or address, written nowhere.
+
+    Ignores due times, pauses and blocks, and shows "nothing new" rather than nothing.
+    """
+    with session_scope(engine) as session:
+        query = select(Subscriber)
+        query = (
+            query.where(Subscriber.telegram_chat_id == chat_id)
+            if chat_id is not None
+            else query.where(Subscriber.email == (email or "").strip().lower())
+        )
+        found = session.exec(query).first()
+        if found is None:
+            return None, []
+        channel = "telegram" if chat_id is not None else "email"
+        planned = plan(
+            session,
+            settings,
+            now=now,
+            composer=Composer.for_settings(settings),
+            subscriber_ids=[found.id],
+            force=True,
+            preview=True,
+        )
+    return found, [
+        row for item in planned if item.channel == channel for row in messages(item, settings, now=now)
+    ]
