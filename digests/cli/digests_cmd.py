@@ -7,36 +7,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from digests import queue
+from digests import preview, queue
 from digests.cli.common import setup
-from digests.models import Outbox, utcnow
+from digests.models import utcnow
 
 digests_app = typer.Typer(help="Compose and queue digests.", no_args_is_help=True)
-
-
-def write_outputs(rows: list[Outbox], settings, out: Path, *, stem: str = "digest") -> list[Path]:
-    """Telegram parts as .html, an email as .html, .txt and a multipart .eml; the paths written."""
-    from digests.channels.email import message_for_row
-
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    telegram = [r for r in rows if r.channel == "telegram"]
-    for number, row in enumerate(telegram, start=1):
-        suffix = f"-{number}" if len(telegram) > 1 else ""
-        path = out / f"{stem}-telegram{suffix}.html"
-        path.write_text(row.body + "\n", encoding="utf-8")
-        written.append(path)
-    for row in (r for r in rows if r.channel == "email"):
-        for path, content in (
-            (out / f"{stem}-email.html", row.body),
-            (out / f"{stem}-email.txt", row.body_text or ""),
-        ):
-            path.write_text(content, encoding="utf-8")
-            written.append(path)
-        eml = out / f"{stem}.eml"
-        eml.write_bytes(bytes(message_for_row(settings, row)))
-        written.append(eml)
-    return written
 
 
 def preview_command(
@@ -49,7 +24,7 @@ def preview_command(
     if (chat is None) == (email is None):
         raise typer.BadParameter("give exactly one of --chat ID or --email ADDRESS")
     settings, engine = setup()
-    found, rows = queue.preview(engine, settings, now=utcnow(), chat_id=chat, email=email)
+    found, rows = preview.preview(engine, settings, now=utcnow(), chat_id=chat, email=email)
     if found is None:
         console.print(
             f"[red]No subscriber with {'chat id ' + str(chat) if chat is not None else email}.[/red]"
@@ -59,7 +34,7 @@ def preview_command(
         console.print("This subscriber follows nothing (or has no such channel): no digest.")
         return
     if out is not None:
-        for path in write_outputs(rows, settings, out):
+        for path in preview.write_files(rows, settings, out):
             console.print(f"wrote {path}")
         return
     for row in rows:
