@@ -1,0 +1,189 @@
+"""`clapper run` as a subprocess against the fake Bot API, an aiosmtpd sink and a local listing site."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from digests.db import session_scope
+from digests.models import Article, Outbox, Source, Subscriber, Subscription, utcnow
+from tests.fakes.listing_site import ListingSite
+from tests.fakes.smtp import SMTPSink
+
+pytestmark = pytest.mark.slow
+
+CLAPPER = [sys.executable, "-c", "from digests.cli import main; main()"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Service:
+    """One `clapper …` process with its output in files (pipes could fill up and block it)."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], *args: str) -> None:
+        self.out = tmp_path / "service.out"
+        self.err = tmp_path / "service.err"
+        self.proc = subprocess.Popen(
+            [*CLAPPER, *args],
+            cwd=tmp_path,  # no developer .env
+            env=env,
+            stdout=self.out.open("w"),
+            stderr=self.err.open("w"),
+        )
+
+    def log(self) -> str:
+        return self.err.read_text(encoding="utf-8", errors="replace")
+
+    def events(self) -> list[dict]:
+        found = []
+        for line in self.log().splitlines():
+            if line.startswith("{"):
+                try:
+                    found.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return found
+
+    async def wait_until(self, what: str, predicate: Callable[[], object], seconds: float = 30) -> object:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            result = predicate()
+            if result:
+                return result
+            if self.proc.poll() is not None:
+                pytest.fail(
+                    f"clapper exited ({self.proc.returncode}) while waiting for {what}:\n{self.log()}"
+                )
+            await asyncio.sleep(0.1)
+        pytest.fail(f"timed out waiting for {what}:\n{self.log()[-6000:]}")
+
+    async def terminate(self, seconds: float = 60) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.to_thread(self.proc.wait, seconds)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            pytest.fail(f"clapper did not stop within {seconds} s of SIGTERM:\n{self.log()[-6000:]}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def service_env(db_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "SMTP_", "DATABASE_", "PUBLIC_", "LOG_", "INGEST_"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": db_url,
+            "SECRET_KEY": "e2e-secret-key",
+            "LOG_JSON": "true",
+            "LOG_LEVEL": "INFO",
+            "INGEST_EVERY_MINUTES": "0.05",  # every 3 s
+            "LISTING_MAX_PAGES": "1",
+            "HTTP_RETRIES": "0",
+            "HTTP_TIMEOUT": "5",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def add_source(engine, url: str) -> None:
+    with session_scope(engine) as s:
+        s.add(Source(name="belgium", url=url, kind="listing"))
+
+
+def articles_in_db(engine) -> int:
+    with session_scope(engine) as s:
+        return len(s.exec(select(Article.id)).all())
+
+
+def outbox_states(engine) -> dict[str, int]:
+    with session_scope(engine) as s:
+        rows = s.exec(select(Outbox.state)).all()
+    counts: dict[str, int] = {}
+    for state in rows:
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def test_without_token_or_smtp_it_explains_and_points_to_the_demo(db_url, tmp_path):
+    proc = subprocess.run(
+        [*CLAPPER, "run"], cwd=tmp_path, env=service_env(db_url), capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 78, proc.stderr
+    assert "@BotFather" in proc.stderr and "clapper demo" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+async def test_without_token_it_runs_the_email_side(engine, db_url, tmp_path):
+    async with ListingSite() as site:
+        site.add("An old shoot wraps in Ghent")
+        add_source(engine, site.url)
+        with SMTPSink() as smtp:
+            service = Service(tmp_path, service_env(db_url, **smtp.env()), "run")
+            try:
+                await service.wait_until("the first ingest", lambda: articles_in_db(engine) == 1)
+                assert "@BotFather" in service.log()
+                with session_scope(engine) as s:
+                    reader = Subscriber(
+                        email="reader@example.org",
+                        email_status="confirmed",
+                        email_confirmed_at=utcnow(),
+                        email_frequency="instant",
+                    )
+                    s.add(reader)
+                    s.flush()
+                    s.add(Subscription(subscriber_id=reader.id, kind="country", value="Belgium"))
+                site.add("Principal photography starts on Brussels noir", countries="France/Belgium")
+                await service.wait_until("the instant email", lambda: smtp.to("reader@example.org"))
+                rc = await service.terminate()
+            finally:
+                service.kill()
+    assert rc == 0, service.log()
+    (mail,) = smtp.to("reader@example.org")
+    text = mail.message.get_body(("plain",)).get_content()
+    assert "Brussels noir" in text and "old shoot" not in text
+    assert outbox_states(engine) == {"sent": 1}
+    events = {e.get("event") for e in service.events()}
+    assert {"run.start", "run.signal", "run.stop"} <= events
+    assert "Traceback" not in service.log()
+
+
+async def test_scheduler_command_stops_cleanly_on_sigterm_mid_ingest(engine, db_url, tmp_path):
+    # A source that answers slowly keeps the ingest job busy when SIGTERM comes: the job finishes
+    # (its rows are written whole) and the process still exits 0.
+    async with ListingSite() as site:
+        for n in range(5):
+            site.add(f"Shoot {n} in Antwerp")
+        site.delay = 2.0
+        add_source(engine, site.url)
+        service = Service(tmp_path, service_env(db_url), "scheduler")
+        try:
+            await service.wait_until("the first fetch", lambda: site.requests >= 1)
+            rc = await service.terminate()
+        finally:
+            service.kill()
+    assert rc == 0, service.log()
+    assert articles_in_db(engine) == 5  # the job in flight finished before the process exited
+    with session_scope(engine) as s:
+        source = s.exec(select(Source)).one()
+    assert source.last_success_at is not None and source.error_count == 0
+    stop = [e for e in service.events() if e.get("event") == "run.signal"]
+    assert stop and site.requests == 1
