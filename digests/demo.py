@@ -122,7 +122,7 @@ def run_demo(
         paths = write_demo_digests(settings, engine, out_dir=out_dir, now=now)
         console.print(f"\nA demo reader following {', '.join(v for _, v in DEMO_FOLLOWS)} got these digests:")
         for path in paths:
-            console.print(f"  {path.resolve()}", highlight=False)
+            console.print(f"  {path.resolve()}", highlight=False, soft_wrap=True)
         console.print(
             "Open the .eml file in a mail client; the Telegram .html is the message as the bot sends it."
         )

@@ -274,3 +274,62 @@ def test_text_only_article_in_a_digest(engine, settings):
     queue.queue_due(engine, settings, now=NOW, force=True)
     (row,) = rows(engine, sid)
     assert "<b>Text page</b>" in row.body and "clapper:text" not in row.body
+
+
+# --- commands: `clapper digests preview|queue` and `clapper demo` (subprocesses, as people run them) ---
+
+
+def clapper(args, *, db_url, cwd, extra_env=None):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAPPER_", "TELEGRAM_", "SMTP_"))}
+    env.update({"DATABASE_URL": db_url, "SECRET_KEY": "test-secret-key", **(extra_env or {})})
+    return subprocess.run(
+        [sys.executable, "-c", "from digests.cli import main; main()", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_preview_and_queue_commands(engine, db_url, tmp_path, world):
+    ids, p = world
+    shown = clapper(["digests", "preview", "--chat", "101"], db_url=db_url, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "Belgian shoot" in shown.stdout and "French festival" not in shown.stdout
+    written = clapper(
+        ["digests", "preview", "--email", "dave@example.org", "--out", "prev"], db_url=db_url, cwd=tmp_path
+    )
+    assert written.returncode == 0, written.stderr
+    assert (tmp_path / "prev" / "digest.eml").exists() and (tmp_path / "prev" / "digest-email.txt").exists()
+    assert rows(engine) == [] and subscriber(engine, p["alice"]).last_digest_at is None  # nothing written
+    missing = clapper(["digests", "preview", "--chat", "999"], db_url=db_url, cwd=tmp_path)
+    assert missing.returncode == 1 and "No subscriber" in missing.stdout
+    queued = clapper(["digests", "queue", "--all"], db_url=db_url, cwd=tmp_path)
+    assert queued.returncode == 0, queued.stderr
+    assert "queued 3 digest(s)" in " ".join(queued.stdout.split())
+    assert len(rows(engine)) == 3
+
+
+def test_demo_twice_writes_the_digests(db_url, tmp_path):
+    import email
+    from email import policy
+
+    for _ in range(2):
+        run = clapper(["demo"], db_url=db_url, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert "demo-digest.eml" in run.stdout
+    out = tmp_path / "out"
+    telegram = (out / "demo-digest-telegram.html").read_text()
+    telegram_rules.message_text(telegram, "HTML")
+    assert "10 new articles" in telegram and "BELGIUM" in telegram
+    message = email.message_from_bytes((out / "demo-digest.eml").read_bytes(), policy=policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    assert message["Subject"].startswith("10 new production articles: Belgium")
+    assert message["To"] == "demo.reader@example.org"
+    kinds = [part.get_content_type() for part in message.iter_parts()]
+    assert kinds == ["text/plain", "text/html"]
