@@ -150,7 +150,8 @@ def parse_document(
 def failure_backoff(failures: int, every_minutes: int) -> timedelta:
     """Wait before the next try: the usual interval, doubled for each further failure, at most a day."""
     base = timedelta(minutes=max(1, every_minutes))
-    return min(base * 2 ** max(0, failures - 1), _MAX_BACKOFF)
+    # The exponent is capped before multiplying: timedelta overflows long before 2**40.
+    return min(base * 2 ** min(max(0, failures - 1), 16), _MAX_BACKOFF)
 
 
 # ----------------------------------------------------------------------------- store
