@@ -34,12 +34,21 @@ _CANONICAL_OVERRIDES = {
     "CV": "Cape Verde",
     "SZ": "Eswatini",
     "FM": "Micronesia",
+    "BN": "Brunei",
 }
 
 _EXTRA_ALIASES: dict[str, list[str]] = {
     "Czech Republic": ["Czechia", "Czech Rep", "Czech"],
-    "UK": ["United Kingdom", "Great Britain", "Britain", "England", "Scotland", "Wales",
-           "Northern Ireland", "U.K."],
+    "UK": [
+        "United Kingdom",
+        "Great Britain",
+        "Britain",
+        "England",
+        "Scotland",
+        "Wales",
+        "Northern Ireland",
+        "U.K.",
+    ],
     "USA": ["United States", "United States of America", "US", "U.S.", "U.S.A.", "America"],
     "Netherlands": ["The Netherlands", "Holland", "NL"],
     "North Macedonia": ["Macedonia", "FYROM", "Former Yugoslav Republic of Macedonia"],
@@ -57,7 +66,16 @@ _EXTRA_ALIASES: dict[str, list[str]] = {
     "Luxembourg": ["Luxemburg"],
     "Ireland": ["Eire", "Republic of Ireland"],
     "Palestine": ["Palestinian Territories"],
-    "DR Congo": ["Democratic Republic of the Congo", "DRC"],
+    "DR Congo": ["Democratic Republic of the Congo", "Democratic Republic of Congo", "DRC", "Congo-Kinshasa"],
+    "Congo": ["Republic of the Congo", "Congo-Brazzaville"],
+    "United Arab Emirates": ["UAE"],
+    "Hong Kong": ["Hong Kong SAR", "Hong Kong SAR China"],
+    "Vatican": ["Vatican City", "Holy See"],
+    "Brunei": ["Brunei Darussalam"],
+    "Eswatini": ["Swaziland"],
+    "Myanmar": ["Burma"],
+    "Timor-Leste": ["East Timor"],
+    "Taiwan": ["Chinese Taipei"],
 }
 
 # Sections real listings use; the first name is canonical.
@@ -114,6 +132,10 @@ def _country_table() -> tuple[dict[str, str], tuple[str, ...]]:
         canon.add(name)
         for alias in [name, *aliases]:
             table[normalize(alias)] = name
+    # The press abbreviates "Saint" ("St Lucia", "St. Kitts and Nevis").
+    for key, value in list(table.items()):
+        if key.startswith("saint "):
+            table.setdefault("st " + key[len("saint ") :], value)
     table[normalize("Cote d'Ivoire")] = "Ivory Coast"
     canon.discard("Côte d'Ivoire")
     for key, value in list(table.items()):
