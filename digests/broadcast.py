@@ -113,8 +113,14 @@ def preview(settings: Settings, body: str) -> Preview:
         unsubscribe_url=_UNSUBSCRIBE_MARK if has_web else None,
         preferences_url=_PREFERENCES_MARK if has_web else None,
     )
+    # Each reader gets their own signed links; the preview says so instead of showing stand-ins.
+    shown = emails.RenderedEmail(
+        mail.subject,
+        mail.html.replace(_UNSUBSCRIBE_MARK, "#unsubscribe").replace(_PREFERENCES_MARK, "#preferences"),
+        mail.text.replace(_UNSUBSCRIBE_MARK, "(personal link)").replace(_PREFERENCES_MARK, "(personal link)"),
+    )
     tg = render_telegram(body)
-    return Preview(tg, mail, len(telegram_html.visible_text(tg)))
+    return Preview(tg, shown, len(telegram_html.visible_text(tg)))
 
 
 # ---- drafts and queueing ------------------------------------------------------------------------
@@ -146,6 +152,11 @@ def _recipients(session: Session, channel: str) -> list[tuple[int, str]]:
         .order_by(Subscriber.id)
     ).all()
     return [(sid, address) for sid, address in rows]
+
+
+def recipient_counts(session: Session) -> dict[str, int]:
+    """How many readers each channel would reach now."""
+    return {channel: len(_recipients(session, channel)) for channel in ("telegram", "email")}
 
 
 def _links(settings: Settings, subscriber_id: int) -> tuple[str | None, str | None]:

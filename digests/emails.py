@@ -141,7 +141,13 @@ def request(
     address = normalize_address(address)
     subscriber = by_chat(session, chat_id)
     if subscriber is None:
-        subscriber = Subscriber(telegram_chat_id=chat_id, chat_type=chat_type)
+        subscriber = Subscriber(
+            telegram_chat_id=chat_id,
+            chat_type=chat_type,
+            timezone=settings.default_timezone,
+            delivery_time=settings.default_delivery_time,
+            send_empty=settings.send_empty_digests,
+        )
         session.add(subscriber)
         session.flush()
     if subscriber.email == address and subscriber.email_status == "confirmed":

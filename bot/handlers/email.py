@@ -1,0 +1,129 @@
+"""/email ADDRESS, /verify CODE, /email off: email digests for a chat, with double opt-in.
+
+/email you@x.org -> code emailed (via the outbox) -> /verify 123456 -> email digests on
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import Update
+from telegram.constants import ChatType, ParseMode
+from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, ContextTypes
+
+from bot.render import reply
+from digests import emails
+from digests.db import session_scope
+
+log = logging.getLogger(__name__)
+# Before the catch-all handlers of other modules (group 0), which must not answer these too.
+GROUP = -1
+MAX_ARGUMENT = 320  # the longest valid address is 254 characters
+
+
+def _deps(context: ContextTypes.DEFAULT_TYPE):
+    data = context.application.bot_data
+    return data["settings"], data["engine"]
+
+
+async def _answer(update: Update, case: str, **values: object) -> None:
+    await update.effective_message.reply_text(
+        reply("email_reply", case=case, **values), parse_mode=ParseMode.HTML, disable_web_page_preview=True
+    )
+
+
+async def email_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/email ADDRESS asks for a code; /email off stops; /email alone shows the state."""
+    chat = update.effective_chat
+    if update.effective_message is None or chat is None:
+        raise ApplicationHandlerStop
+    if chat.type != ChatType.PRIVATE:
+        await _answer(update, "private_only")
+        raise ApplicationHandlerStop
+    settings, engine = _deps(context)
+    argument = " ".join(context.args or [])[:MAX_ARGUMENT].strip()
+
+    if not argument:
+
+        def read():
+            with session_scope(engine) as session:
+                return emails.status(session, chat_id=chat.id)
+
+        sub = await asyncio.to_thread(read)
+        await _answer(
+            update,
+            "status",
+            status=sub.email_status if sub and sub.email else "none",
+            address=sub.email if sub else None,
+            frequency=sub.email_frequency if sub else "weekly",
+        )
+        raise ApplicationHandlerStop
+
+    if argument.lower() in ("off", "stop", "none"):
+
+        def stop():
+            with session_scope(engine) as session:
+                return emails.off(session, chat_id=chat.id)
+
+        address = await asyncio.to_thread(stop)
+        await _answer(update, "off" if address else "off_none", address=address)
+        raise ApplicationHandlerStop
+
+    def ask():
+        with session_scope(engine) as session:
+            return emails.request(session, settings, chat_id=chat.id, address=argument, chat_type=chat.type)
+
+    try:
+        sent = await asyncio.to_thread(ask)
+    except emails.EmailError as exc:
+        values = dict(exc.extra)
+        if exc.reason == "already_confirmed":
+            values["frequency"] = "weekly"
+            sub = await asyncio.to_thread(_read_status, engine, chat.id)
+            if sub is not None:
+                values["frequency"] = sub.email_frequency
+        await _answer(update, exc.reason, detail=exc.detail, **values)
+        raise ApplicationHandlerStop from None
+    log.info("email code sent", extra={"chat_id": chat.id})
+    await _answer(
+        update, "code_sent", address=sent.address, minutes=int(emails.CODE_TTL.total_seconds() // 60)
+    )
+    raise ApplicationHandlerStop
+
+
+def _read_status(engine, chat_id: int):
+    with session_scope(engine) as session:
+        return emails.status(session, chat_id=chat_id)
+
+
+async def verify_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/verify CODE: the code from the confirmation email."""
+    chat = update.effective_chat
+    if update.effective_message is None or chat is None:
+        raise ApplicationHandlerStop
+    if chat.type != ChatType.PRIVATE:
+        await _answer(update, "private_only")
+        raise ApplicationHandlerStop
+    code = "".join(context.args or [])[:32]
+    if not code:
+        await _answer(update, "usage_verify")
+        raise ApplicationHandlerStop
+    settings, engine = _deps(context)
+
+    def check():
+        with session_scope(engine) as session:
+            return emails.verify(session, settings, chat_id=chat.id, code=code)
+
+    result = await asyncio.to_thread(check)
+    if result.ok:
+        log.info("email confirmed by code", extra={"chat_id": chat.id})
+        await _answer(update, "verified", address=result.address, frequency=result.frequency)
+    else:
+        await _answer(update, result.reason, attempts_left=result.attempts_left, address=result.address)
+    raise ApplicationHandlerStop
+
+
+def register(application: Application) -> None:
+    application.add_handler(CommandHandler("email", email_command), group=GROUP)
+    application.add_handler(CommandHandler("verify", verify_command), group=GROUP)
