@@ -307,11 +307,11 @@ class Composer:
         limit = self.telegram_limit
         # The frame (header with the widest "99/99", footer) that every part may carry.
         frame = telegram_length(self._tg_part([], ctx, 99, 99, total))
-        items = [self._fit(name, a, ctx, total, frame) for name, a in _flatten(groups)]
-        costs = [
-            telegram_length(self._tg_part([Group(name, (a,))], ctx, 99, 99, total)) - frame
-            for name, a in items
-        ]
+        items, costs = [], []
+        for name, article in _flatten(groups):
+            item, length = self._fit(name, article, ctx, total)
+            items.append(item)
+            costs.append(length - frame)
         packs: list[list[tuple[str | None, ArticleView]]] = [[]]
         used = frame
         for item, cost in zip(items, costs, strict=True):
@@ -334,12 +334,13 @@ class Composer:
                 packs.append([])
             packs[i + 1].insert(0, packs[i].pop())
 
-    def _fit(self, name: str | None, article: ArticleView, ctx: DigestContext, total: int, frame: int):
-        """An article alone in a part must fit: shorten its summary (then title) until it does."""
+    def _fit(self, name: str | None, article: ArticleView, ctx: DigestContext, total: int):
+        """((group, article), length alone in a part): a too long article gets its summary (then
+        title) shortened until it fits."""
         for _ in range(20):
             length = telegram_length(self._tg_part([Group(name, (article,))], ctx, 99, 99, total))
             if length <= self.telegram_limit:
-                return name, article
+                return (name, article), length
             overflow = length - self.telegram_limit + 1
             if article.summary:
                 article = replace(article, summary=_shorten(article.summary, overflow))

@@ -1,0 +1,207 @@
+"""Digest benchmarks: compose throughput (render cache vs one render per subscriber), and sending.
+
+Each section is a function returning rows; `main` runs them all and prints one table. Run:
+    .venv/bin/python bench/deliver.py [--only compose] [--subscribers N] [--sample N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from digests import tokens  # noqa: E402
+from digests.compose import ArticleView, Composer, DigestContext  # noqa: E402
+from digests.config import Settings  # noqa: E402
+from digests.matching import ArticleIndex, subscription_key  # noqa: E402
+
+
+@dataclass
+class Row:
+    section: str
+    metric: str
+    value: str
+    note: str = ""
+
+
+# --- compose ---------------------------------------------------------------------------------
+
+COUNTRIES = [
+    "France", "Belgium", "Germany", "Italy", "Spain", "Netherlands", "Poland", "Denmark", "Sweden",
+    "Norway", "Portugal", "Austria", "Switzerland", "Czech Republic", "Romania", "Hungary", "Greece",
+    "Ireland", "United Kingdom", "Finland", "Croatia", "Serbia", "Slovenia", "Slovakia", "Bulgaria",
+    "Lithuania", "Latvia", "Estonia", "Iceland", "Luxembourg", "Turkey", "Georgia", "Ukraine",
+    "Israel", "Morocco", "Canada", "United States", "Argentina", "Brazil", "Japan",
+]  # fmt: skip
+SECTIONS = [
+    "Production", "Distribution", "Festivals", "Funding", "Co-production", "Exhibition", "VOD",
+    "Animation", "Documentary", "Short Films",
+]  # fmt: skip
+WORDS = (
+    "director film shooting wraps feature debut producer co-production festival premiere drama "
+    "thriller comedy documentary animated series funding sales agent distributor cast star award"
+).split()
+
+
+def _zipf_choice(rng: random.Random, items: list, s: float = 1.1):
+    weights = [1 / (i + 1) ** s for i in range(len(items))]
+    return rng.choices(items, weights=weights, k=1)[0]
+
+
+def make_articles(n: int, rng: random.Random) -> list[tuple[ArticleView, list[tuple[str, str]]]]:
+    start = date(2025, 11, 17)
+    out = []
+    for i in range(1, n + 1):
+        countries = sorted({_zipf_choice(rng, COUNTRIES) for _ in range(rng.randint(1, 3))})
+        sections = sorted({_zipf_choice(rng, SECTIONS, 1.4) for _ in range(rng.randint(1, 2))})
+        title = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 11))).capitalize()
+        summary = " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 45))).capitalize() + "."
+        view = ArticleView(
+            id=i,
+            url=f"https://news.example.org/en/newsdetail/{400000 + i}/",
+            title=title + (" & co" if i % 17 == 0 else ""),
+            published=start + timedelta(days=rng.randint(0, 6)),
+            summary=summary,
+            countries=tuple(countries),
+            sections=tuple(sections),
+        )
+        out.append((view, [("country", c) for c in countries] + [("section", s) for s in sections]))
+    out.sort(key=lambda pair: (pair[0].published, pair[0].id), reverse=True)
+    return out
+
+
+def make_subscription_sets(n: int, rng: random.Random) -> list[tuple[tuple[str, str], ...]]:
+    """`n` distinct sets: mostly one to three countries, some with a section, some sections only."""
+    found: set[frozenset] = set()
+    while len(found) < n:
+        subs = {("country", _zipf_choice(rng, COUNTRIES, 0.9)) for _ in range(rng.choice([1, 1, 1, 2, 2, 3]))}
+        roll = rng.random()
+        if roll < 0.25:
+            subs.add(("section", _zipf_choice(rng, SECTIONS, 1.2)))
+        elif roll < 0.32:
+            subs = {("section", _zipf_choice(rng, SECTIONS, 1.2)) for _ in range(rng.randint(1, 2))}
+        found.add(frozenset(subs))
+    return sorted(tuple(sorted(s)) for s in found)
+
+
+def compose_section(
+    subscribers: int = 100_000, articles: int = 500, sets: int = 300, sample: int = 5_000
+) -> list[Row]:
+    """Compose a Telegram and an email digest for every subscriber: cached vs one render each."""
+    rng = random.Random(20251124)
+    settings = Settings(
+        _env_file=None, public_base_url="https://clapper.example", secret_key="bench-secret-key"
+    )
+    pairs = make_articles(articles, rng)
+    views = {v.id: v for v, _ in pairs}
+    set_list = make_subscription_sets(sets, rng)
+    # Popular sets are far more common (Zipf over the sets), as with real readers.
+    weights = [1 / (i + 1) ** 1.05 for i in range(len(set_list))]
+    population = [(sid, rng.choices(set_list, weights=weights, k=1)[0]) for sid in range(1, subscribers + 1)]
+    distinct_used = len({s for _, s in population})
+    local = date(2025, 11, 24)
+
+    def ctx_for(subs) -> DigestContext:
+        week = local - timedelta(days=7)
+        return DigestContext(
+            followed=subs, frequency="weekly", local_date=local, period_start=week, has_links=True
+        )
+
+    def compose_one(composer: Composer, index: ArticleIndex, sid: int, subs, matched_cache: dict | None):
+        key = subscription_key(subs)
+        ids = matched_cache.get(key) if matched_cache is not None else None
+        if ids is None:
+            ids = index.select(key)
+            if matched_cache is not None:
+                matched_cache[key] = ids
+        selected = [views[i] for i in ids]
+        ctx = ctx_for(subs)
+        tg = composer.telegram(selected, ctx)
+        mail = composer.email(selected, ctx).personalise(
+            tokens.link(settings, sid, "unsubscribe"), tokens.link(settings, sid, "preferences")
+        )
+        return len(tg.parts), len(mail.html)
+
+    # Cached: one Composer for the run, matching once per distinct set (what queue_due does).
+    t0 = time.perf_counter()
+    index = ArticleIndex([(v.id, tags) for v, tags in pairs])
+    composer = Composer(email_max_articles=settings.email_max_articles)
+    matched: dict = {}
+    parts = 0
+    for sid, subs in population:
+        parts += compose_one(composer, index, sid, subs, matched)[0]
+    cached_s = time.perf_counter() - t0
+    cached_rate = subscribers / cached_s
+
+    # Uncached baseline: a fresh Composer (no cache) and fresh matching per subscriber, on a sample.
+    sample = min(sample, subscribers)
+    t0 = time.perf_counter()
+    for sid, subs in population[:sample]:
+        compose_one(Composer(email_max_articles=settings.email_max_articles), index, sid, subs, None)
+    uncached_s = time.perf_counter() - t0
+    uncached_rate = sample / uncached_s
+    extrapolated = subscribers / uncached_rate
+
+    return [
+        Row("compose", "workload", f"{subscribers:,} subscribers × (Telegram + email)",
+            f"{articles} new articles, {distinct_used} distinct subscription sets in use (Zipf)"),
+        Row("compose", "cached: total time", f"{cached_s:.1f} s",
+            f"{composer.renders:,} renders, {composer.cache_hits:,} cache hits, {parts:,} Telegram parts"),
+        Row("compose", "cached: throughput", f"{cached_rate:,.0f} subscribers/s",
+            "incl. matching, personal unsubscribe/preferences links"),
+        Row("compose", "uncached: throughput", f"{uncached_rate:,.0f} subscribers/s",
+            f"one render per subscriber, measured on {sample:,} and extrapolated"),
+        Row("compose", "uncached: time for all", f"{extrapolated:.0f} s (extrapolated)",
+            f"{subscribers:,} / {uncached_rate:,.0f} per s"),
+        Row("compose", "ratio cached / uncached", f"{cached_rate / uncached_rate:.1f}×", "throughput ratio"),
+    ]  # fmt: skip
+
+
+# --- main ------------------------------------------------------------------------------------
+
+# name -> section; the send sections register here too.
+SECTIONS_TO_RUN: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
+    "compose": lambda a: compose_section(subscribers=a.subscribers, articles=a.articles, sample=a.sample),
+}
+
+
+def print_table(rows: list[Row]) -> None:
+    widths = [max(len(getattr(r, f)) for r in rows + [Row("section", "metric", "value", "note")])
+              for f in ("section", "metric", "value", "note")]  # fmt: skip
+    header = Row("section", "metric", "value", "note")
+    for r in [header, None, *rows]:
+        if r is None:
+            print("  ".join("-" * w for w in widths))
+            continue
+        cells = (r.section, r.metric, r.value, r.note)
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only", action="append", choices=sorted(SECTIONS_TO_RUN), help="only these sections"
+    )
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--articles", type=int, default=500)
+    parser.add_argument("--sample", type=int, default=5_000, help="subscribers in the uncached baseline")
+    args = parser.parse_args(argv)
+    rows: list[Row] = []
+    for name, section in SECTIONS_TO_RUN.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"running {name} …", file=sys.stderr, flush=True)
+        rows += section(args)
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
