@@ -32,6 +32,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.common import deps, is_admin
 from bot.render import reply
 from digests import broadcast, compose, telegram_html
 from digests.db import session_scope
@@ -45,19 +46,9 @@ _CALLBACK = re.compile(r"^bc:(go|x|stop):(\d{1,12})(?::([teb]))?$")
 _TASKS_KEY = "broadcast_followers"
 
 
-def _deps(context: ContextTypes.DEFAULT_TYPE):
-    data = context.application.bot_data
-    return data["settings"], data["engine"]
-
-
 def _label(name: str, *args: object) -> str:
     module = compose.make_environment().get_template(LABELS).module
     return str(getattr(module, name)(*args)).strip()
-
-
-def _is_admin(update: Update, settings) -> bool:
-    user = update.effective_user
-    return user is not None and user.id in settings.admin_telegram_ids
 
 
 def _channels_label(channels: str) -> str:
@@ -96,8 +87,8 @@ async def _say(message: Message, case: str, **values: object) -> Message:
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     """/broadcast: admins are asked for the text; anyone else is refused."""
-    settings, _engine = _deps(context)
-    if not _is_admin(update, settings):
+    settings, _engine = deps(context)
+    if not is_admin(update, settings):
         log.warning("non-admin /broadcast", extra={"user_id": getattr(update.effective_user, "id", None)})
         await _say(update.effective_message, "not_admin")
         raise ApplicationHandlerStop(ConversationHandler.END)
@@ -113,9 +104,9 @@ def _admin_text(message: Message) -> str:
 
 async def receive_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     """The announcement text: checked, stored as a draft, previewed with the channel buttons."""
-    settings, engine = _deps(context)
+    settings, engine = deps(context)
     message = update.effective_message
-    if not _is_admin(update, settings):  # the admin list may have changed mid-conversation
+    if not is_admin(update, settings):  # the admin list may have changed mid-conversation
         raise ApplicationHandlerStop(ConversationHandler.END)
     user, chat = update.effective_user, update.effective_chat
 
@@ -164,8 +155,8 @@ async def abort(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> int:
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Send to a channel, discard a draft, or stop a broadcast in flight (admins only)."""
     query = update.callback_query
-    settings, engine = _deps(context)
-    if not _is_admin(update, settings):
+    settings, engine = deps(context)
+    if not is_admin(update, settings):
         log.warning(
             "non-admin broadcast button", extra={"user_id": getattr(update.effective_user, "id", None)}
         )
@@ -274,8 +265,8 @@ def _excerpt(body: str) -> str:
 
 async def announcements(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/announcements: the latest broadcasts with their counts (admins only)."""
-    settings, engine = _deps(context)
-    if not _is_admin(update, settings):
+    settings, engine = deps(context)
+    if not is_admin(update, settings):
         await _say(update.effective_message, "not_admin")
         raise ApplicationHandlerStop
 

@@ -12,6 +12,7 @@ from telegram import Update
 from telegram.constants import ChatType, ParseMode
 from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, ContextTypes
 
+from bot.common import deps
 from bot.render import reply
 from digests import emails
 from digests.db import session_scope
@@ -20,11 +21,6 @@ log = logging.getLogger(__name__)
 # Before the catch-all handlers of other modules (group 0), which must not answer these too.
 GROUP = -1
 MAX_ARGUMENT = 320  # the longest valid address is 254 characters
-
-
-def _deps(context: ContextTypes.DEFAULT_TYPE):
-    data = context.application.bot_data
-    return data["settings"], data["engine"]
 
 
 async def _answer(update: Update, case: str, **values: object) -> None:
@@ -41,7 +37,7 @@ async def email_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if chat.type != ChatType.PRIVATE:
         await _answer(update, "private_only")
         raise ApplicationHandlerStop
-    settings, engine = _deps(context)
+    settings, engine = deps(context)
     argument = " ".join(context.args or [])[:MAX_ARGUMENT].strip()
 
     if not argument:
@@ -109,7 +105,7 @@ async def verify_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if not code:
         await _answer(update, "usage_verify")
         raise ApplicationHandlerStop
-    settings, engine = _deps(context)
+    settings, engine = deps(context)
 
     def check():
         with session_scope(engine) as session:
