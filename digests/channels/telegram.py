@@ -62,6 +62,18 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     return float(value)
 
 
+async def _sleep(seconds: float, stop: asyncio.Event | None) -> bool:
+    """Sleep, waking early when `stop` is set; True if stopped."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return False
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
 class RateLimiter:
     """Spacing limiter: one global slot every 1/rate s, and a per-chat gap after each answer.
 
@@ -77,19 +89,21 @@ class RateLimiter:
         self._paused_until = 0.0
         self._chat_ready: dict[str, float] = {}
 
-    async def acquire(self, chat: str) -> None:
+    async def acquire(self, chat: str, stop: asyncio.Event | None = None) -> bool:
+        """Wait for this chat's turn; False if `stop` was set meanwhile (the turn is given up)."""
         while True:
             now = self.clock()
             wait = max(self._chat_ready.get(chat, 0.0), self._paused_until) - now
             if wait > 0:
-                await asyncio.sleep(wait)
+                if await _sleep(wait, stop):
+                    return False
                 continue
             slot = max(now, self._next_slot)
             self._next_slot = slot + self.interval
-            if slot > now:
-                await asyncio.sleep(slot - now)
+            if slot > now and await _sleep(slot - now, stop):
+                return False
             if self._paused_until <= self.clock():
-                return
+                return True
             # A 429 arrived while we waited for our slot: wait out the pause and queue again.
 
     def done(self, chat: str) -> None:
@@ -127,13 +141,17 @@ class TelegramSender:
             await self.bot.shutdown()
             self._ready = False
 
-    async def send(self, row: TelegramRow) -> Outcome:
-        """Send one row, waiting out 429s and following a migrated group; never raises TelegramError."""
+    async def send(self, row: TelegramRow, stop: asyncio.Event | None = None) -> Outcome:
+        """Send one row, waiting out 429s and following a migrated group; never raises TelegramError.
+
+        When `stop` is set while it waits for its turn, the row is handed back unsent ('requeue').
+        """
         chat = self.migrations.get(row.recipient, row.recipient)
         migrated_to: int | None = int(chat) if chat != row.recipient else None
         floods = hops = 0
         while True:
-            await self.limiter.acquire(chat)
+            if not await self.limiter.acquire(chat, stop):
+                return Outcome("requeue", None)
             try:
                 await self.bot.send_message(
                     chat_id=int(chat),
@@ -199,7 +217,7 @@ class TelegramSender:
             if gone is not None:
                 await report(row, gone)
                 continue
-            outcome = await self.send(row)
+            outcome = await self.send(row, stop)
             if outcome.status == "blocked":
                 gone = Outcome("cancelled", outcome.error)
             await report(row, outcome)

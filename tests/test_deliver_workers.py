@@ -1,0 +1,175 @@
+"""`clapper deliver` as real processes: SIGKILL mid-batch and restart; three workers on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from digests.deliver import run_worker
+from tests.deliver_support import add_subscriber, queue_email, queue_telegram, states
+from tests.fakes.botapi import FakeBotAPI
+from tests.fakes.smtp import SMTPSink
+
+CLAPPER = str(Path(sys.executable).parent / "clapper")
+
+
+def _env(db_url: str, api: FakeBotAPI, sink: SMTPSink | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SMTP_", "DELIVERY_"))}
+    env.update(
+        DATABASE_URL=db_url,
+        SECRET_KEY="test-secret-key",
+        TELEGRAM_BOT_TOKEN=api.token,
+        TELEGRAM_API_BASE_URL=api.base_url,
+        TELEGRAM_API_FILE_URL=api.base_file_url,
+        TELEGRAM_PER_CHAT_INTERVAL="0.2",
+        SMTP_HOST="",
+        LOG_LEVEL="INFO",
+        **extra,
+    )
+    if sink is not None:
+        env.update(sink.env())
+    return env
+
+
+def _start(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen:
+    # cwd is a scratch directory so a developer's .env cannot leak into the worker.
+    return subprocess.Popen(
+        [CLAPPER, "deliver", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def _until(predicate, *, within: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def _stop(proc: subprocess.Popen) -> tuple[str, str]:
+    proc.send_signal(signal.SIGTERM)
+    for _ in range(500):
+        if proc.poll() is not None:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        proc.kill()
+    out, err = proc.communicate(timeout=5)
+    assert proc.returncode == 0, err[-2000:]
+    return out, err
+
+
+async def test_a_worker_killed_mid_batch_and_restarted_sends_everything_once(engine, db_url, tmp_path):
+    chats = list(range(5000, 5060))
+    for chat in chats:
+        sub = add_subscriber(engine, chat_id=chat)
+        queue_telegram(engine, sub, chat, f"digest for {chat}")
+    async with FakeBotAPI(per_chat_interval=0.2) as api:
+        env = _env(db_url, api, DELIVERY_CLAIM_TIMEOUT="1", TELEGRAM_MAX_RATE="25")
+        first = _start(env, tmp_path, "--worker-id", "doomed")
+        await _until(lambda: len(api.sent) >= 15, within=30, what="the first worker to get going")
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=5)
+        killed_at = len(api.sent)
+        assert killed_at < len(chats), "the worker finished before it could be killed"
+        assert "sending" in states(engine).values()  # it died holding claims
+
+        second = _start(env, tmp_path, "--worker-id", "survivor")
+        await _until(lambda: len({m.chat_id for m in api.sent}) == len(chats), within=40, what="every chat")
+        await _until(lambda: set(states(engine).values()) == {"sent"}, within=10, what="every row settled")
+        await _stop(second)
+
+    per_chat = Counter(m.chat_id for m in api.sent)
+    assert set(per_chat) == set(chats)
+    duplicates = {chat: n for chat, n in per_chat.items() if n > 1}
+    # At most the one message that was in flight when the worker died.
+    assert sum(n - 1 for n in duplicates.values()) <= 1, duplicates
+
+
+async def test_sigterm_gives_claimed_rows_back(engine, db_url, tmp_path):
+    for chat in range(6000, 6030):
+        sub = add_subscriber(engine, chat_id=chat)
+        queue_telegram(engine, sub, chat, "hello")
+    async with FakeBotAPI(per_chat_interval=0.2) as api:
+        env = _env(db_url, api, TELEGRAM_MAX_RATE="10")
+        proc = _start(env, tmp_path)
+        await _until(lambda: len(api.sent) >= 5, within=30, what="sending to start")
+        at_stop = len(api.sent)
+        _out, err = await _stop(proc)
+        sent = len(api.sent)
+    assert "delivery worker" in err and "stopped" in err
+    # Messages waiting for their turn are not sent after the signal (at most those in flight).
+    assert sent - at_stop <= 2
+    found = Counter(states(engine).values())
+    # Everything not sent is queued again, nothing left claimed.
+    assert found["sending"] == 0
+    assert found["sent"] == sent and found["queued"] == 30 - sent
+
+
+async def test_run_worker_drains_and_stops_in_process(engine, settings):
+    async with FakeBotAPI(per_chat_interval=0.2) as api, SMTPSink() as sink:
+        cfg = settings.model_copy(
+            update={
+                "telegram_bot_token": api.token,
+                "telegram_api_base_url": api.base_url,
+                "telegram_per_chat_interval": 0.2,
+                **sink.settings(),
+            }
+        )
+        stop = asyncio.Event()
+        worker = asyncio.create_task(run_worker(engine, cfg, stop=stop, worker_id="inproc", idle_sleep=0.05))
+        await asyncio.sleep(0.2)  # the worker is idle; new work arrives while it runs
+        sub = add_subscriber(engine, chat_id=1, email="a@example.org")
+        queue_telegram(engine, sub, 1, "late news")
+        queue_email(engine, sub, "a@example.org", "Late news")
+        await _until(lambda: api.sent and sink.messages, within=10, what="the worker to pick up new rows")
+        stop.set()
+        total = await asyncio.wait_for(worker, 10)
+    assert total.sent == 2 and len(api.sent) == 1 and len(sink.messages) == 1
+
+
+@pytest.mark.postgres
+async def test_three_workers_on_postgres_send_each_message_once(engine, db_url, tmp_path):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("several workers need PostgreSQL row locks; SQLite runs one worker")
+    chats = list(range(7000, 7030))
+    for chat in chats:
+        sub = add_subscriber(engine, chat_id=chat, email=f"r{chat}@example.org")
+        for part in (1, 2, 3):
+            queue_telegram(engine, sub, chat, f"{chat} part {part}/3", key=f"digest:1#{part}/3")
+        queue_email(engine, sub, f"r{chat}@example.org", f"Digest {chat}")
+    async with FakeBotAPI(per_chat_interval=0.2) as api, SMTPSink() as sink:
+        # Telegram's limit is per bot: three workers share it (3 x 9/s under 30/s).
+        env = _env(db_url, api, sink, TELEGRAM_MAX_RATE="9", DELIVERY_BATCH_SIZE="20", SMTP_CONNECTIONS="2")
+        workers = [_start(env, tmp_path, "--worker-id", f"w{i}") for i in range(3)]
+        try:
+            await _until(lambda: len(api.sent) >= 90 and len(sink.messages) >= 30, within=60, what="all mail")
+            await _until(
+                lambda: set(states(engine).values()) == {"sent"}, within=10, what="every row settled"
+            )
+        finally:
+            logs = [await _stop(w) for w in workers]
+
+    texts = Counter((m.chat_id, m.text) for m in api.sent)
+    assert len(texts) == 90 and max(texts.values()) == 1
+    for chat in chats:
+        assert [m.text for m in api.messages_for(chat)] == [f"{chat} part {p}/3" for p in (1, 2, 3)]
+    inbox = Counter(m.rcpt_tos[0] for m in sink.messages)
+    assert len(inbox) == 30 and max(inbox.values()) == 1
+    # The work was shared: more than one worker sent something.
+    busy = [err for _out, err in logs if re.search(r"'sent': [1-9]", err)]
+    assert len(busy) >= 2
