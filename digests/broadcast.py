@@ -95,7 +95,9 @@ def render_email(
     body: str, *, unsubscribe_url: str | None, preferences_url: str | None
 ) -> emails.RenderedEmail:
     text = telegram_html.to_plain(body).strip()
-    first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    # The subject shows what the reader sees, without the link addresses the text version adds.
+    seen = telegram_html.visible_text(body)
+    first_line = next((line.strip() for line in seen.splitlines() if line.strip()), "")
     return emails.render_email(
         "announcement",
         body_html=Markup(telegram_html.to_email_html(body)),
