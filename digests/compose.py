@@ -157,24 +157,19 @@ def make_environment(path: str | Path = TEMPLATES_DIR) -> jinja2.Environment:
     return env
 
 
-def _template_line(exc: BaseException, name: str) -> tuple[str, int | None]:
+def _template_line(exc: BaseException, name: str, env: jinja2.Environment) -> tuple[str, int | None]:
     """The template and line an exception came from (Jinja rewrites tracebacks to template lines)."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return exc.name or exc.filename or name, exc.lineno
+    roots = [Path(p).resolve() for p in getattr(env.loader, "searchpath", [])]
     found: tuple[str, int | None] = (name, None)
     for frame in traceback.extract_tb(exc.__traceback__):
-        filename = frame.filename or ""
-        if filename.endswith(".j2") or filename.endswith(".html"):
-            found = (_relative_name(filename), frame.lineno)
+        path = Path(frame.filename or "").resolve()
+        for root in roots:
+            if path.is_relative_to(root):
+                # The innermost template frame wins: a macro's own line, not its caller's.
+                found = (path.relative_to(root).as_posix(), frame.lineno)
     return found
-
-
-def _relative_name(filename: str) -> str:
-    parts = Path(filename).parts
-    for anchor in ("templates",):
-        if anchor in parts:
-            return "/".join(parts[len(parts) - parts[::-1].index(anchor) :])
-    return Path(filename).name
 
 
 def render(env: jinja2.Environment, name: str, **context: Any) -> str:
@@ -184,7 +179,7 @@ def render(env: jinja2.Environment, name: str, **context: Any) -> str:
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(name, None, f"not found ({exc.message})") from exc
     except Exception as exc:  # noqa: BLE001 - every template failure is reported the same way
-        template, line = _template_line(exc, name)
+        template, line = _template_line(exc, name, env)
         message = exc.message if isinstance(exc, jinja2.TemplateError) and exc.message else str(exc)
         raise TemplateError(template, line, f"{type(exc).__name__}: {message}") from exc
 

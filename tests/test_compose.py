@@ -343,3 +343,11 @@ def test_every_shipped_digest_template_compiles():
         "email/digest_subject.txt.j2",
     ):
         env.get_template(name)
+
+
+def test_errors_inside_a_shared_macro_name_the_macro_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "_m.j2").write_text("{% macro boom(a) %}\n{{ a.nope.deeper }}\n{% endmacro %}\n")
+    (tmp_path / "sub" / "page.html.j2").write_text('{% import "_m.j2" as m %}\nx\n{{ m.boom(a) }}\n')
+    with pytest.raises(TemplateError, match=r"template _m\.j2:2: UndefinedError"):
+        render(make_environment(tmp_path), "sub/page.html.j2", a={})
