@@ -335,3 +335,22 @@ def test_html_without_links_falls_back_to_text_ids():
     )
     page = listing.parse(html)
     assert page.articles[0].url == listing.text_id("No link here", date(2024, 5, 5))
+
+
+def test_date_and_tags_on_separate_lines_either_order():
+    html = (
+        "<html><body><main><h1>Production / Spain</h1><p>2 articles available in total.</p>"
+        '<article><h2><a href="/n/1/">Tags after the date</a></h2><p>First summary</p>'
+        '<div class="date">03/02/2025</div><div class="tags">Production | Spain/Portugal</div></article>'
+        '<article><h2><a href="/n/2/">Tags before the date</a></h2><p>Second summary</p>'
+        '<div class="tags">Festivals | Berlinale 2025 | Spain</div>'
+        '<div class="date">01/02/2025</div></article>'
+        "</main></body></html>"
+    )
+    page = listing.parse(html, base_url="https://example.org/production/")
+    got = [(a.title, a.summary, a.published, a.sections, a.countries) for a in page.articles]
+    assert got == [
+        ("Tags after the date", "First summary", date(2025, 2, 3), ("Production",), ("Spain", "Portugal")),
+        ("Tags before the date", "Second summary", date(2025, 2, 1), ("Festivals",), ("Spain",)),
+    ]
+    assert page.skipped == 0

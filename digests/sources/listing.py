@@ -15,6 +15,10 @@ Meta-line fields, decided one by one:
 - anything else is kept as a section ("Platform", Toronto's sidebar, stays findable), except in
   the country slot: the last of several fields after a regular section ("Production | Gondor")
   is where countries go, so an unknown name there is an unknown country and is dropped.
+
+Interview records (an ``Interview: …`` line, or the Interviews section) get kind "interview",
+the section Interviews, the full ``Name • Director of X`` line as title and the quote as summary.
+When a layout puts the date and the tags on separate lines, either order, they are joined.
 """
 
 from __future__ import annotations
@@ -193,14 +197,26 @@ def _parse_lines(
 
     reference = page.last_published or fetched or date.today()
     body: list[Line] = []
-    for ln in lines[start:]:
+    rest = lines[start:]
+    i = 0
+    while i < len(rest):
+        ln = rest[i]
+        i += 1
         m = _META.match(ln.text)
         if not m:
             if not _JUNK.match(ln.text):
                 body.append(ln)
             continue
         record, body = body, []
-        article = _record(record, m, reference=reference, base_url=base_url)
+        fields = m.group("rest") or ""
+        if not fields:
+            # Some layouts put the date and the tags in separate blocks, in either order.
+            if i < len(rest) and _is_fields_line(rest[i].text):
+                fields = rest[i].text
+                i += 1
+            elif record and _is_fields_line(record[-1].text):
+                fields = record.pop().text
+        article = _record(record, m, fields, reference=reference, base_url=base_url)
         if article is None:
             page.skipped += 1
         else:
@@ -218,7 +234,7 @@ def _parse_lines(
 
 
 def _record(
-    body: list[Line], meta: re.Match[str], *, reference: date, base_url: str | None
+    body: list[Line], meta: re.Match[str], fields: str, *, reference: date, base_url: str | None
 ) -> ParsedArticle | None:
     collapsed: list[Line] = []
     for ln in body:
@@ -250,7 +266,7 @@ def _record(
     if published is None:
         log.warning("listing: impossible date %r, record %r skipped", meta.group(0), title)
         return None
-    sections, countries = _meta_fields(meta.group("rest") or "")
+    sections, countries = _meta_fields(fields)
     if kind == INTERVIEW and "Interviews" not in sections:
         sections.append("Interviews")
     elif kind == ARTICLE and "Interviews" in sections:
@@ -275,6 +291,22 @@ def text_id(title: str, published: date) -> str:
     """A stable id for an article known only from text: same title and date, same id."""
     digest = hashlib.sha256(f"{catalog.normalize(title)}|{published.isoformat()}".encode()).hexdigest()
     return f"{TEXT_ID_PREFIX}{digest[:24]}"
+
+
+def _is_fields_line(text: str) -> bool:
+    """'Production | France/Belgium': every field a known section, festival or country list."""
+    if _META.match(text):
+        return False
+    fields = [f.strip() for f in text.split("|")]
+    return all(
+        f
+        and (
+            catalog.lookup_section(f) is not None
+            or _FESTIVAL_YEAR.match(f) is not None
+            or any(catalog.lookup_country(p) for p in f.split("/"))
+        )
+        for f in fields
+    )
 
 
 def _meta_fields(rest: str) -> tuple[list[str], list[str]]:
