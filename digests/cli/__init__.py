@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from digests.cli import (
+    bot_cmd,
     broadcast_cmd,
     db_cmd,
     deliver_cmd,
@@ -31,6 +32,7 @@ subscribers_cmd.register(app)
 broadcast_cmd.register(app)
 web_cmd.register(app)
 digests_cmd.register(app)
+bot_cmd.register(app)
 
 
 def main() -> None:
