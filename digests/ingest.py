@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from bs4 import UnicodeDammit
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -131,8 +132,11 @@ def parse_document(
     content_type: str = "",
     base_url: str | None = None,
     now: datetime | None = None,
+    encoding: str | None = None,
 ) -> ParsedPage:
-    """A listing page or a feed, whichever `fmt` says (or `data` looks like)."""
+    """A listing page or a feed, whichever `fmt` says (or `data` looks like).
+
+    `encoding` is the charset the server declared, if any (feeds declare their own)."""
     fetched = (now or datetime.now(UTC)).date()
     kind = detect_format(data, content_type) if fmt == "auto" else fmt
     if kind == "rss":
@@ -140,11 +144,23 @@ def parse_document(
             return rss.parse(data, base_url=base_url, fetched=fetched)
         except rss.FeedError as exc:
             raise ParseError(str(exc)) from exc
-    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    text = decode(data, encoding) if isinstance(data, bytes) else data
     page = listing.parse(text, base_url=base_url, fetched=fetched)
     if not page.articles and page.total is None:
         raise ParseError("no articles and no article count found: not a listing page")
     return page
+
+
+def decode(data: bytes, declared: str | None = None) -> str:
+    """Text of a page: the declared charset, else UTF-8, else whatever the page itself says
+    (<meta charset>) or looks like."""
+    for encoding in (declared, "utf-8"):
+        if encoding:
+            try:
+                return data.decode(encoding)
+            except (UnicodeDecodeError, LookupError):
+                continue
+    return UnicodeDammit(data, is_html=True).unicode_markup or data.decode("utf-8", errors="replace")
 
 
 def failure_backoff(failures: int, every_minutes: int) -> timedelta:
@@ -239,7 +255,12 @@ def ingest_url(
 
                 def parse(r: FetchResult) -> ParsedPage:
                     return parse_document(
-                        r.content, fmt=kind, content_type=r.content_type, base_url=r.url, now=now
+                        r.content,
+                        fmt=kind,
+                        content_type=r.content_type,
+                        base_url=r.url,
+                        now=now,
+                        encoding=r.encoding,
                     )
 
                 def consume(p: ParsedPage) -> int:

@@ -443,3 +443,10 @@ def test_cli_demo_shows_the_ten_articles(cli):
     assert "Production" in out and "Netherlands" in out
     again = cli("demo")
     assert "0 new" in again.stdout and "10 already known" in again.stdout
+
+
+def test_decode_uses_the_declared_charset_then_utf8_then_the_page():
+    latin = "<html><head><meta charset='iso-8859-1'></head><body>Liège</body></html>".encode("latin-1")
+    assert "Liège" in ingest.decode(latin)
+    assert ingest.decode("Liège".encode("latin-1"), "iso-8859-1") == "Liège"
+    assert ingest.decode("Liège".encode()) == "Liège"

@@ -354,3 +354,18 @@ def test_date_and_tags_on_separate_lines_either_order():
         ("Tags before the date", "Second summary", date(2025, 2, 1), ("Festivals",), ("Spain",)),
     ]
     assert page.skipped == 0
+
+
+def test_article_cards_with_their_own_header_and_footer():
+    html = (
+        "<html><body><header><nav><a href='/'>Home</a></nav><p>Site banner</p></header>"
+        "<h1>Reviews / Denmark</h1><p>1 articles available in total.</p>"
+        '<article><header><h2><a href="/r/9/">A quiet Danish drama</a></h2></header>'
+        "<p>Review of a debut feature</p><footer>09/01/2025 | Reviews | Denmark</footer></article>"
+        "<footer><p>Privacy Policy</p></footer></body></html>"
+    )
+    page = listing.parse(html, base_url="https://example.org/")
+    assert [(a.title, a.url, a.sections, a.countries) for a in page.articles] == [
+        ("A quiet Danish drama", "https://example.org/r/9/", ("Reviews",), ("Denmark",))
+    ]
+    assert page.heading == "Reviews / Denmark" and page.skipped == 0

@@ -64,6 +64,7 @@ _BLOCK_TAGS = frozenset(
     "li main ol p section table tbody td th thead tr ul".split()
 )
 # Menus, share bars and footers are not part of any record; the pagination link is read apart.
+_CARD_PARTS = frozenset({"header", "footer"})
 _SKIP_TAGS = frozenset("script style noscript template svg head nav header footer aside form button".split())
 
 
@@ -125,7 +126,7 @@ def _html_lines(root: Tag) -> list[Line]:
         buf.clear()
         line_href[0] = None
 
-    def walk(node: Tag, link: str | None) -> None:
+    def walk(node: Tag, link: str | None, in_article: bool) -> None:
         for child in node.children:
             if isinstance(child, NavigableString):
                 if isinstance(child, Comment | Doctype | Declaration | ProcessingInstruction):
@@ -134,17 +135,18 @@ def _html_lines(root: Tag) -> list[Line]:
                     line_href[0] = link
                 buf.append(str(child))
             elif isinstance(child, Tag):
-                if child.name in _SKIP_TAGS:
+                # A card's own <header>/<footer> holds its title and tags; the page's are chrome.
+                if child.name in _SKIP_TAGS and not (in_article and child.name in _CARD_PARTS):
                     continue
                 block = child.name in _BLOCK_TAGS
                 if block:
                     flush()
                 href = child.get("href") if child.name == "a" else None
-                walk(child, str(href) if href else link)
+                walk(child, str(href) if href else link, in_article or child.name == "article")
                 if block:
                     flush()
 
-    walk(root, None)
+    walk(root, None, False)
     flush()
     return lines
 
