@@ -53,8 +53,8 @@ class Tap:
 class Talk:
     """One user in one chat."""
 
-    def __init__(self, api: FakeBotAPI, chat_id: int, user_id: int | None = None, chat_type: str | None = None,
-                 title: str | None = None):
+    def __init__(self, api: FakeBotAPI, chat_id: int, user_id: int | None = None,
+                 chat_type: str | None = None, title: str | None = None):
         self.api, self.chat_id, self.user_id = api, chat_id, user_id if user_id is not None else chat_id
         self.chat_type, self.title = chat_type, title
 
