@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bs4 import UnicodeDammit
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from digests import store
@@ -358,8 +359,9 @@ def _run_one(
     if not forced and source.next_fetch_at is not None and source.next_fetch_at > now:
         log.info("source %s: backing off until %s", source.name, source.next_fetch_at.isoformat())
         return SourceResult(name=source.name, url=source.url, deferred=True)
-    try:
-        result = ingest_url(
+
+    def attempt() -> SourceResult:
+        return ingest_url(
             engine,
             settings,
             source.url,
@@ -369,6 +371,16 @@ def _run_one(
             source=source,
             fetcher=fetcher,
         )
+
+    try:
+        try:
+            result = attempt()
+        except (IntegrityError, OperationalError):
+            # Another ingest (a manual `clapper ingest` beside the scheduler) stored the same new
+            # article between our read and our insert (PostgreSQL: unique violation; SQLite WAL:
+            # a stale snapshot, "database is locked"); a second pass sees it as known.
+            log.info("source %s: concurrent insert, retrying once", source.name)
+            result = attempt()
     except Exception as exc:  # noqa: BLE001 - one bad source must never stop the others
         error = str(exc) if isinstance(exc, FetchError | ParseError) else f"{type(exc).__name__}: {exc}"
         failures = 0

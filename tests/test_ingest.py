@@ -450,3 +450,29 @@ def test_decode_uses_the_declared_charset_then_utf8_then_the_page():
     assert "Liège" in ingest.decode(latin)
     assert ingest.decode("Liège".encode("latin-1"), "iso-8859-1") == "Liège"
     assert ingest.decode("Liège".encode()) == "Liège"
+
+
+def test_losing_an_insert_race_is_retried_once(engine, fast, site, monkeypatch):
+    from sqlalchemy.exc import IntegrityError
+
+    _add(engine, site, feed=("/feed.xml", "rss"))
+    real = store.upsert_articles
+    calls: list[int] = []
+
+    def racing(session, articles, **kw):
+        calls.append(len(articles))
+        if len(calls) == 1:
+            # What a concurrent ingest does to us: it commits the same article first, and our
+            # insert then violates the unique URL.
+            with Session(engine) as other:
+                real(other, articles[:1], source_id=None, now=NOW)
+                other.commit()
+            raise IntegrityError("INSERT INTO article", {}, Exception("duplicate key value"))
+        return real(session, articles, **kw)
+
+    monkeypatch.setattr(store, "upsert_articles", racing)
+    report = ingest.run_sources(engine, fast, now=NOW)
+    assert report.results[0].ok and len(calls) == 2
+    assert (report.results[0].new, report.results[0].unchanged) == (2, 1)
+    with Session(engine) as s:
+        assert store.count_articles(s) == 3

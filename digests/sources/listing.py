@@ -332,11 +332,11 @@ def _meta_fields(rest: str) -> tuple[list[str], list[str]]:
                 else:
                     log.debug("listing: unknown country %r dropped", part)
             continue
-        if _FESTIVAL_YEAR.match(field):
-            add(sections, "Festivals")
-            continue
         if catalog.lookup_section(field):
             add(sections, catalog.canonical_section(field))
+            continue
+        if _FESTIVAL_YEAR.match(field):
+            add(sections, "Festivals")
             continue
         if pos == len(fields) - 1 and pos > 0 and first_is_section:
             log.debug("listing: unknown country %r dropped", field)
