@@ -476,3 +476,14 @@ def test_losing_an_insert_race_is_retried_once(engine, fast, site, monkeypatch):
     assert (report.results[0].new, report.results[0].unchanged) == (2, 1)
     with Session(engine) as s:
         assert store.count_articles(s) == 3
+
+
+def test_cli_ingest_url(cli, site):
+    feed = cli("ingest", "--url", site.url("/feed.xml"), "--json")
+    assert feed.exit_code == 0 and len(feed.stdout.splitlines()) == 3
+    listing_run = cli("ingest", "--url", site.url("/production/"))
+    assert listing_run.exit_code == 0 and "2 pages" in listing_run.stdout
+    assert len(cli("articles", "--json").stdout.splitlines()) == 8
+    missing = cli("ingest", "--url", site.url("/nowhere"))
+    assert missing.exit_code == 1 and "HTTP 404" in missing.stderr
+    assert cli("ingest", "--url", site.url("/feed.xml"), "--format", "atom").exit_code == 2
