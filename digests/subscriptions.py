@@ -131,8 +131,10 @@ def parse_arguments(text: str) -> catalog.ParsedTerms:
     if len(text) > MAX_ARGUMENT_CHARS:
         raise InvalidInput("too_long", text[:40])
     parsed = catalog.parse_terms(text)
-    if len(parsed.found) + len(parsed.unknown) > MAX_TERMS_PER_COMMAND:
-        raise InvalidInput("too_many", str(len(parsed.found) + len(parsed.unknown)))
+    # Unknown words run together ("foo bar baz") arrive as one chunk: count the words.
+    count = len(parsed.found) + sum(len(chunk.split()) for chunk in parsed.unknown)
+    if count > MAX_TERMS_PER_COMMAND:
+        raise InvalidInput("too_many", str(count))
     return parsed
 
 
