@@ -123,9 +123,10 @@ def outbox_states(engine) -> dict[str, int]:
     return counts
 
 
-def test_without_token_or_smtp_it_explains_and_points_to_the_demo(db_url, tmp_path):
+def test_without_token_or_smtp_it_explains_and_points_to_the_demo(tmp_path):
+    env = service_env(f"sqlite:///{tmp_path / 'clapper.db'}")  # a settings check: one database is enough
     proc = subprocess.run(
-        [*CLAPPER, "run"], cwd=tmp_path, env=service_env(db_url), capture_output=True, text=True, timeout=60
+        [*CLAPPER, "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 78, proc.stderr
     assert "@BotFather" in proc.stderr and "clapper demo" in proc.stderr
@@ -187,3 +188,66 @@ async def test_scheduler_command_stops_cleanly_on_sigterm_mid_ingest(engine, db_
     assert source.last_success_at is not None and source.error_count == 0
     stop = [e for e in service.events() if e.get("event") == "run.signal"]
     assert stop and site.requests == 1
+
+
+async def test_reader_subscribes_by_chat_and_gets_the_instant_digest(engine, db_url, tmp_path):
+    from tests.fakes.botapi import FakeBotAPI
+
+    chat = 5001
+    async with FakeBotAPI() as api, ListingSite() as site:
+        site.add("An old shoot wraps in Ghent")
+        add_source(engine, site.url)
+        with SMTPSink() as smtp:
+            env = service_env(
+                db_url,
+                TELEGRAM_BOT_TOKEN=api.token,
+                TELEGRAM_API_BASE_URL=api.base_url,
+                TELEGRAM_API_FILE_URL=api.base_file_url,
+                **smtp.env(),
+            )
+            service = Service(tmp_path, env, "run")
+            try:
+                await service.wait_until(
+                    "polling", lambda: any(r["method"] == "getUpdates" for r in api.requests)
+                )
+                await service.wait_until("the first ingest", lambda: articles_in_db(engine) == 1)
+
+                api.push_message(chat, "/subscribe Belgium", first_name="Ana")
+                await service.wait_until("the /subscribe answer", lambda: api.messages_for(chat))
+                # A person types the next command a moment later; the fake enforces Telegram's
+                # one message per second per chat on the bot's replies too.
+                await asyncio.sleep(1.2)
+                api.push_message(chat, "/frequency instant", first_name="Ana")
+                await service.wait_until("the /frequency answer", lambda: len(api.messages_for(chat)) >= 2)
+                with session_scope(engine) as s:
+                    reader = s.exec(select(Subscriber).where(Subscriber.telegram_chat_id == chat)).one()
+                    follows = s.exec(
+                        select(Subscription.kind, Subscription.value).where(
+                            Subscription.subscriber_id == reader.id
+                        )
+                    ).all()
+                assert reader.frequency == "instant" and follows == [("country", "Belgium")]
+                answers = len(api.messages_for(chat))
+
+                site.add("Principal photography starts on Brussels noir", countries="France/Belgium")
+                site.add("A Flemish comedy is shooting in Bruges")
+                site.add("A Danish drama is shooting in Aarhus", countries="Denmark")
+                digests = await service.wait_until(
+                    "the instant digest",
+                    lambda: [m for m in api.messages_for(chat)[answers:] if "Brussels noir" in m.text],
+                )
+                # The next ingest runs in 3 s; give it time to send anything it should not.
+                await asyncio.sleep(4)
+                rc = await service.terminate()
+            finally:
+                service.kill()
+    assert rc == 0, service.log()
+    # One message for the whole ingest run, with both Belgian articles and nothing else.
+    (digest,) = digests
+    assert "Bruges" in digest.plain and "Aarhus" not in digest.plain and "old shoot" not in digest.plain
+    assert len(api.messages_for(chat)) == answers + 1
+    assert outbox_states(engine) == {"sent": 1}
+    assert smtp.messages == []  # no email reader here
+    events = [e.get("event") for e in service.events()]
+    assert "run.bot_started" in events and events[-1] == "run.stop"
+    assert "Traceback" not in service.log()
