@@ -15,10 +15,9 @@ import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_, tuple_, update
+from sqlalchemy import and_, func, or_, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from digests.config import Settings
@@ -59,32 +58,50 @@ def retry_delay(attempts: int, *, base: float, cap: float) -> float:
     return min(cap, base * (2 ** max(0, attempts - 1)))
 
 
+def _blocked_destinations(session: Session, *, now: datetime) -> dict[tuple[str, str], int]:
+    """{destination: id of its oldest row in flight or waiting for a retry}; later rows must wait.
+
+    Usually a handful (rows in flight, rows backing off); read through the (state, next_attempt_at)
+    index, then used as a dict, which stays fast however large the sent history grows.
+    """
+    rows = session.exec(
+        select(Outbox.channel, Outbox.recipient, func.min(Outbox.id))
+        .where(
+            or_(
+                Outbox.state == "sending",
+                and_(Outbox.state == "queued", Outbox.next_attempt_at > now),
+            )
+        )
+        .group_by(Outbox.channel, Outbox.recipient)
+    ).all()
+    return {(channel, recipient): first for channel, recipient, first in rows}
+
+
 def _eligible_ids(
     session: Session, *, now: datetime, limit: int, channels: tuple[str, ...] | None, lock: bool
-):
-    earlier = aliased(Outbox)
-    # A destination with an older row in flight, or waiting for its retry, must wait its turn.
-    blocked = exists().where(
-        earlier.channel == Outbox.channel,
-        earlier.recipient == Outbox.recipient,
-        earlier.id < Outbox.id,
-        or_(
-            earlier.state == "sending",
-            and_(earlier.state == "queued", earlier.next_attempt_at > now),
-        ),
-    )
-    query = (
-        select(Outbox.id, Outbox.channel, Outbox.recipient)
-        .where(Outbox.state == "queued", Outbox.next_attempt_at <= now, ~blocked)
-        .order_by(Outbox.id)
-        .limit(limit)
-    )
-    if channels:
-        query = query.where(Outbox.channel.in_(channels))
-    if lock:
-        # Rows another worker is claiming right now are skipped, not waited for.
-        query = query.with_for_update(skip_locked=True, of=Outbox)
-    return session.exec(query).all()
+) -> list:
+    blocked = _blocked_destinations(session, now=now)
+    found: list = []
+    last_id = 0
+    page = max(2 * limit, 100)
+    while len(found) < limit:
+        query = (
+            select(Outbox.id, Outbox.channel, Outbox.recipient)
+            .where(Outbox.state == "queued", Outbox.next_attempt_at <= now, Outbox.id > last_id)
+            .order_by(Outbox.id)
+            .limit(page)
+        )
+        if channels:
+            query = query.where(Outbox.channel.in_(channels))
+        if lock:
+            # Rows another worker is claiming right now are skipped, not waited for.
+            query = query.with_for_update(skip_locked=True, of=Outbox)
+        rows = session.exec(query).all()
+        found.extend(row for row in rows if row.id < blocked.get((row.channel, row.recipient), row.id + 1))
+        if len(rows) < page:
+            break
+        last_id = rows[-1].id
+    return found[:limit]
 
 
 def _in_line_prefix(session: Session, candidates) -> list[int]:
@@ -133,20 +150,18 @@ def claim(
     with session_scope(engine) as session:
         candidates = _eligible_ids(session, now=now, limit=limit, channels=channels, lock=postgres)
         wanted = _in_line_prefix(session, candidates)
-        claimed: list[int] = []
-        for row_id in wanted:
-            result = session.execute(
-                update(Outbox)
-                .where(Outbox.id == row_id, Outbox.state == "queued")
-                .values(state="sending", claimed_by=worker_id, claimed_at=now)
-            )
-            if result.rowcount == 1:
-                claimed.append(row_id)
-        if not claimed:
+        if not wanted:
             return []
-        rows = session.exec(select(Outbox).where(Outbox.id.in_(claimed)).order_by(Outbox.id)).all()
+        # Guarded by state='queued': a row cancelled since we looked at it is not taken. RETURNING
+        # tells exactly which rows we got (the per-row rowcount check, in one statement).
+        rows = session.scalars(
+            update(Outbox)
+            .where(Outbox.id.in_(wanted), Outbox.state == "queued")
+            .values(state="sending", claimed_by=worker_id, claimed_at=now)
+            .returning(Outbox)
+        ).all()
         session.expunge_all()
-        return list(rows)
+        return sorted(rows, key=lambda row: row.id)
 
 
 def _mine(row_id: int, worker_id: str):
