@@ -317,6 +317,8 @@ def main() -> int:
             f"{wall / 60:.1f} min wall, exit code {rc}"
         )
         print(f"  faults injected        {dict(faults)} (429 retry_after=1 s, 5xx)")
+        answered = Counter(str(r["status"]) for r in api.rejected)
+        print(f"  errors answered        {dict(answered)} (injected + the fake's own flood control)")
         print(f"  outbox rows            {dict(by_state)}")
         print(f"  messages sent          {len(api.sent)} accepted by the fake API ({len(rows)} outbox rows)")
         print(
