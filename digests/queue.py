@@ -4,6 +4,8 @@ One run loads the new articles and their tags once, the subscriptions in bulk, m
 distinct subscription set and renders once per distinct (articles, channel, context). Each
 subscriber's outbox rows and watermark are written in the same transaction; the watermark moves
 only if it still holds the value this run read, so two runs at once never queue a digest twice.
+Rows go in with bulk INSERTs (skipping any already queued under the same key, as outbox.enqueue
+does one at a time): at 100,000 subscribers one ORM object and savepoint per row is too slow.
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from digests import due, outbox, tokens
+from digests import due, tokens
 from digests.compose import ArticleView, Composer, DigestContext, EmailDigest, TelegramDigest
 from digests.config import Settings
 from digests.db import session_scope
 from digests.matching import ArticleIndex, SubscriptionKey, subscription_key
-from digests.models import Article, ArticleTag, Outbox, Subscriber, Subscription
+from digests.models import Article, ArticleTag, Outbox, Subscriber, Subscription, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -260,21 +262,31 @@ def plan(
     return planned
 
 
-def messages(item: Planned, settings: Settings, *, now: datetime) -> list[Outbox]:
-    """The outbox rows for one planned digest (none when there is nothing to send)."""
+def message_rows(item: Planned, settings: Settings, *, now: datetime) -> list[dict]:
+    """The outbox rows (as column values) for one planned digest; none when there is nothing to send."""
     key = f"digest:{now.isoformat()}"
+    created = utcnow()
+    common = {
+        "subscriber_id": item.subscriber_id,
+        "recipient": item.recipient,
+        "state": "queued",
+        "attempts": 0,
+        "next_attempt_at": created,
+        "created_at": created,
+        "channel": item.channel,
+    }
     if item.telegram is not None:
         parts = item.telegram.parts
         return [
-            Outbox(
-                subscriber_id=item.subscriber_id,
-                channel="telegram",
-                digest_key=f"{key}#{number}/{len(parts)}",
-                recipient=item.recipient,
-                body=text,
-                template=item.telegram.template,
-                article_count=item.telegram.article_count,
-            )
+            {
+                **common,
+                "digest_key": f"{key}#{number}/{len(parts)}",
+                "subject": "",
+                "body": text,
+                "body_text": None,
+                "template": item.telegram.template,
+                "article_count": item.telegram.article_count,
+            }
             for number, text in enumerate(parts, start=1)
         ]
     if item.email is not None:
@@ -283,53 +295,96 @@ def messages(item: Planned, settings: Settings, *, now: datetime) -> list[Outbox
             tokens.link(settings, item.subscriber_id, "preferences"),
         )
         return [
-            Outbox(
-                subscriber_id=item.subscriber_id,
-                channel="email",
-                digest_key=key,
-                recipient=item.recipient,
-                subject=mail.subject,
-                body=mail.html,
-                body_text=mail.text,
-                template=mail.template,
-                article_count=mail.article_count,
-            )
+            {
+                **common,
+                "digest_key": key,
+                "subject": mail.subject,
+                "body": mail.html,
+                "body_text": mail.text,
+                "template": mail.template,
+                "article_count": mail.article_count,
+            }
         ]
     return []
 
 
-def _advance(session: Session, item: Planned, now: datetime) -> bool:
-    """Move the watermark to `now` if it still holds what we read; False if another run moved it."""
-    column = Subscriber.last_digest_at if item.channel == "telegram" else Subscriber.email_last_digest_at
-    held = column.is_(None) if item.watermark is None else column == item.watermark  # type: ignore[union-attr]
-    result = session.exec(
-        update(Subscriber).where(Subscriber.id == item.subscriber_id, held).values({column.key: now})  # type: ignore[union-attr]
-    )
-    return result.rowcount == 1
+def messages(item: Planned, settings: Settings, *, now: datetime) -> list[Outbox]:
+    """`message_rows` as (unsaved) Outbox objects, e.g. for a preview."""
+    return [Outbox(**row) for row in message_rows(item, settings, now=now)]
+
+
+def _advance(session: Session, batch: Sequence[Planned], now: datetime) -> set[tuple[int, str]]:
+    """Move watermarks to `now` where they still hold what we read: the (subscriber, channel) moved.
+
+    One UPDATE … RETURNING per (channel, old watermark): subscribers queued together share one.
+    """
+    groups: dict[tuple[str, datetime | None], list[int]] = defaultdict(list)
+    for item in batch:
+        groups[(item.channel, item.watermark)].append(item.subscriber_id)
+    moved: set[tuple[int, str]] = set()
+    for (channel, watermark), ids in groups.items():
+        column = Subscriber.last_digest_at if channel == "telegram" else Subscriber.email_last_digest_at
+        held = column.is_(None) if watermark is None else column == watermark  # type: ignore[union-attr]
+        statement = (
+            update(Subscriber)
+            .where(Subscriber.id.in_(ids), held)  # type: ignore[union-attr]
+            .values({column.key: now})  # type: ignore[union-attr]
+            .returning(Subscriber.id)
+        )
+        for (subscriber_id,) in session.connection().execute(statement):
+            moved.add((subscriber_id, channel))
+    return moved
+
+
+def _insert_rows(session: Session, rows: list[dict]) -> int:
+    """Insert the rows not queued already (same subscriber, channel and key); how many were new.
+
+    The outbox's unique key stays the last word; this check keeps a repeated run from tripping it.
+    """
+    if not rows:
+        return 0
+    keys = sorted({r["digest_key"] for r in rows})
+    ids = sorted({r["subscriber_id"] for r in rows})
+    existing: set[tuple] = set()
+    for chunk in _chunks(ids):
+        existing.update(
+            session.exec(
+                select(Outbox.subscriber_id, Outbox.channel, Outbox.digest_key).where(
+                    Outbox.subscriber_id.in_(chunk),  # type: ignore[union-attr]
+                    Outbox.digest_key.in_(keys),  # type: ignore[attr-defined]
+                )
+            )
+        )
+    new = [r for r in rows if (r["subscriber_id"], r["channel"], r["digest_key"]) not in existing]
+    if new:
+        session.connection().execute(insert(Outbox.__table__), new)
+    return len(new)
 
 
 def write(
     engine: Engine, settings: Settings, planned: Sequence[Planned], *, now: datetime, report: QueueReport
-):
+) -> None:
     """Enqueue each planned digest and advance its watermark, in one transaction per batch."""
     for batch in _chunks(planned, BATCH):
         with session_scope(engine) as session:
+            moved = _advance(session, batch, now)
+            rows: list[dict] = []
             for item in batch:
-                if not _advance(session, item, now):
+                if (item.subscriber_id, item.channel) not in moved:
                     report.raced += 1
                     continue
-                rows = messages(item, settings, now=now)
-                if not rows:
+                mine = message_rows(item, settings, now=now)
+                if not mine:
                     report.skipped += 1
-                    continue
-                added = sum(outbox.enqueue(session, row) for row in rows)
-                report.messages += added
-                report.already_queued += len(rows) - added
-                if item.empty:
+                elif item.empty:
                     report.empty += 1
                 else:
                     report.digests += 1
                     report.by_channel[item.channel] = report.by_channel.get(item.channel, 0) + 1
+                rows += mine
+            added = _insert_rows(session, rows)
+            report.messages += added
+            report.already_queued += len(rows) - added
 
 
 def queue_due(

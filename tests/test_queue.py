@@ -161,23 +161,33 @@ def test_due_check_follows_each_subscribers_local_time(engine, settings):
 
 def test_a_crash_before_commit_loses_nothing_and_sends_nothing_twice(engine, settings, world, monkeypatch):
     ids, p = world
-    real = queue.outbox.enqueue
-    calls = {"n": 0}
+    real = queue._insert_rows
 
-    def failing(session, message):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("power cut")
-        return real(session, message)
+    def insert_then_crash(session, rows_):
+        real(session, rows_)
+        raise RuntimeError("power cut after the insert, before the commit")
 
-    monkeypatch.setattr(queue.outbox, "enqueue", failing)
+    monkeypatch.setattr(queue, "_insert_rows", insert_then_crash)
     with pytest.raises(RuntimeError):
         queue.queue_due(engine, settings, now=NOW, force=True)
     # The whole transaction rolled back: no rows, no watermark moved.
     assert rows(engine) == []
     assert subscriber(engine, p["alice"]).last_digest_at is None
-    monkeypatch.setattr(queue.outbox, "enqueue", real)
+    monkeypatch.setattr(queue, "_insert_rows", real)
     assert queue.queue_due(engine, settings, now=NOW, force=True).messages == 3
+    assert len(rows(engine)) == 3
+
+
+def test_rows_already_queued_under_the_same_key_are_not_queued_again(engine, settings, world):
+    ids, p = world
+    queue.queue_due(engine, settings, now=NOW, force=True)
+    # Someone rewound the watermarks (a restored backup): the same run must not duplicate rows.
+    with session_scope(engine) as s:
+        for sid in p.values():
+            sub = s.get(Subscriber, sid)
+            sub.last_digest_at = sub.email_last_digest_at = None
+    again = queue.queue_due(engine, settings, now=NOW, force=True)
+    assert again.messages == 0 and again.already_queued == 3
     assert len(rows(engine)) == 3
 
 
