@@ -120,6 +120,10 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update is None and isinstance(error, NetworkError | RetryAfter):
         log.warning("polling: %s", error)  # the updater retries by itself
         return
+    if isinstance(error, RetryAfter):
+        # Flood control: an apology would be refused too, and it is no bug to report.
+        log.warning("update %s: flood control, retry after %s s", update_id, error.retry_after)
+        return
     log.error("update %s failed: %s: %s", update_id, type(error).__name__, error, exc_info=error)
     if chat is not None:
         try:

@@ -151,3 +151,13 @@ async def test_reply_to_a_blocked_chat_marks_it(app, api, engine, bot_settings):
     api.unblock(900)
     assert "Welcome back" in (await me.say("/start")).plain
     assert not subscriptions.chat_settings(engine, bot_settings, 900).blocked
+
+
+async def test_flood_control_is_logged_not_reported(app, api, caplog):
+    caplog.set_level(logging.INFO, logger="clapper.bot")
+    me = Talk(api, 950)
+    api.inject_errors("429", count=1, chat_id=950, retry_after=2)
+    update = api.push_message(950, "/list")
+    assert "follows nothing" in (await me.say("/list")).plain  # the next update is answered
+    assert api.messages_for(ADMIN) == [] and len(api.messages_for(950)) == 1
+    assert any(f"update {update['update_id']}: flood control" in r.getMessage() for r in caplog.records)
