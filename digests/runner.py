@@ -28,6 +28,8 @@ from digests.scheduler import ServiceScheduler
 
 log = logging.getLogger(__name__)
 
+# Exit status for "cannot run with these settings" (sysexits EX_CONFIG): supervisors stop retrying.
+EXIT_CONFIG = 78
 # The longest the scheduler thread sleeps between two looks at the clock and the stop event.
 TICK_SECONDS = 1.0
 
@@ -61,10 +63,22 @@ async def scheduler_loop(sched: ServiceScheduler, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout)
 
 
+class ConfigError(Exception):
+    """A setting the service cannot run with; reported in one line, exit status 78, no traceback."""
+
+
 async def _bot(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
+    from telegram.error import InvalidToken
+
     from bot.app import build_application
 
     application = build_application(settings, engine)
+    try:
+        await application.initialize()
+    except InvalidToken as exc:
+        raise ConfigError(
+            f"Telegram refused TELEGRAM_BOT_TOKEN ({exc}); copy it again from @BotFather (/token)"
+        ) from None
     # Not run_polling(): it owns the loop and the signals; here they are shared with the other parts.
     async with application:
         await application.start()
@@ -168,8 +182,11 @@ async def _drain(tasks: dict[asyncio.Task, str]) -> int:
         await asyncio.wait(pending, timeout=10)
     rc = 1 if pending else 0
     for task in done:
-        if not task.cancelled() and task.exception() is not None:
-            rc = 1
+        if not task.cancelled() and isinstance(task.exception(), ConfigError):
+            rc = max(rc, EXIT_CONFIG)
+            log.error("%s", task.exception(), extra={"event": "run.config_error", "part": tasks[task]})
+        elif not task.cancelled() and task.exception() is not None:
+            rc = max(rc, 1)
             log.error(
                 "%s crashed",
                 tasks[task],

@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlmodel import select
 
 from digests.db import session_scope
 from digests.models import Article, Outbox, Source, Subscriber, Subscription, utcnow
 from tests.fakes.listing_site import ListingSite
-from tests.fakes.smtp import SMTPSink
+from tests.fakes.smtp import SMTPSink, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -138,7 +139,13 @@ async def test_without_token_it_runs_the_email_side(engine, db_url, tmp_path):
         site.add("An old shoot wraps in Ghent")
         add_source(engine, site.url)
         with SMTPSink() as smtp:
-            service = Service(tmp_path, service_env(db_url, **smtp.env()), "run")
+            port = free_port()
+            web = {
+                "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+                "WEB_HOST": "127.0.0.1",
+                "WEB_PORT": str(port),
+            }
+            service = Service(tmp_path, service_env(db_url, **smtp.env(), **web), "run")
             try:
                 await service.wait_until("the first ingest", lambda: articles_in_db(engine) == 1)
                 assert "@BotFather" in service.log()
@@ -154,6 +161,15 @@ async def test_without_token_it_runs_the_email_side(engine, db_url, tmp_path):
                     s.add(Subscription(subscriber_id=reader.id, kind="country", value="Belgium"))
                 site.add("Principal photography starts on Brussels noir", countries="France/Belgium")
                 await service.wait_until("the instant email", lambda: smtp.to("reader@example.org"))
+                # The web pages run in the same loop: the email's unsubscribe link answers.
+                (mail,) = smtp.to("reader@example.org")
+                link = mail.message["List-Unsubscribe"].split(",")[0].strip(" <>")
+                assert link.startswith(f"http://127.0.0.1:{port}/unsubscribe?token=")
+                async with aiohttp.ClientSession() as http:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as health:
+                        assert health.status == 200 and await health.text() == "ok"
+                    async with http.get(link) as page:
+                        assert page.status == 200, await page.text()
                 rc = await service.terminate()
             finally:
                 service.kill()
@@ -164,6 +180,8 @@ async def test_without_token_it_runs_the_email_side(engine, db_url, tmp_path):
     assert outbox_states(engine) == {"sent": 1}
     events = {e.get("event") for e in service.events()}
     assert {"run.start", "run.signal", "run.stop"} <= events
+    started = next(e for e in service.events() if e.get("event") == "run.start")
+    assert started["parts"] == ["scheduler", "web", "worker"]
     assert "Traceback" not in service.log()
 
 
@@ -250,4 +268,25 @@ async def test_reader_subscribes_by_chat_and_gets_the_instant_digest(engine, db_
     assert smtp.messages == []  # no email reader here
     events = [e.get("event") for e in service.events()]
     assert "run.bot_started" in events and events[-1] == "run.stop"
+    assert "Traceback" not in service.log()
+
+
+async def test_a_refused_token_is_reported_in_one_line(tmp_path):
+    from tests.fakes.botapi import FakeBotAPI
+
+    async with FakeBotAPI() as api:
+        env = service_env(
+            f"sqlite:///{tmp_path / 'clapper.db'}",
+            TELEGRAM_BOT_TOKEN="42:not-the-token",
+            TELEGRAM_API_BASE_URL=api.base_url,
+            TELEGRAM_API_FILE_URL=api.base_file_url,
+        )
+        service = Service(tmp_path, env, "run")
+        try:
+            rc = await asyncio.to_thread(service.proc.wait, 60)
+        finally:
+            service.kill()
+    assert rc == 78, service.log()
+    (error,) = [e for e in service.events() if e.get("event") == "run.config_error"]
+    assert "@BotFather" in error["message"]
     assert "Traceback" not in service.log()

@@ -13,8 +13,7 @@ from digests import runner, status
 from digests.cli.common import setup
 from digests.config import TEMPLATES_DIR, Settings
 
-# Exit code for "cannot run with these settings" (sysexits EX_CONFIG): supervisors can stop retrying.
-EXIT_CONFIG = 78
+EXIT_CONFIG = runner.EXIT_CONFIG
 
 
 def _render(name: str, **values) -> str:
