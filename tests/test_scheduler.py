@@ -280,3 +280,25 @@ def test_a_week_of_downtime_yields_one_catch_up_digest_per_reader(engine, settin
     assert {c: len(d) for c, d in digests_of(engine).items() if c != 404} == {
         c: len(got[c]) for c in (401, 402, 403)
     }
+
+
+def test_one_pipeline_tick_ingests_then_queues_one_batched_instant_message(engine, settings):
+    from digests import pipeline
+    from digests.models import Source
+    from tests.fakes.listing_site import ListingSite
+
+    settings = settings.model_copy(update={"listing_max_pages": 1, "http_retries": 0})
+    with ListingSite.in_thread() as site:
+        with session_scope(engine) as s:
+            s.add(Source(name="belgium", url=site.url, kind="listing"))
+        joined = datetime.now(UTC) - timedelta(minutes=1)
+        add_reader(engine, 601, created=joined, frequency="instant")
+        add_reader(engine, 602, created=joined, frequency="daily", timezone="UTC", delivery_time="08:00")
+        site.add("Shoot starts in Ghent")
+        site.add("Shoot starts in Mons")
+        report = pipeline.tick(engine, settings)
+        assert report.ingest.new == 2 and report.queue.digests == 1
+        again = pipeline.tick(engine, settings)  # nothing new on the page: nothing queued
+        assert again.ingest.new == 0 and again.queue.messages == 0
+    got = digests_of(engine)
+    assert [n for _, n in got[601]] == [2] and 602 not in got
