@@ -105,10 +105,27 @@ async def _web(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
     server = _Server(
         uvicorn.Config(app, host=settings.web_host, port=settings.web_port, log_config=None, lifespan="auto")
     )
-    serving = asyncio.create_task(server.serve())
-    await stop.wait()
+
+    async def serving() -> None:
+        try:
+            await server.serve()
+        except SystemExit:
+            # uvicorn exits the process when it cannot bind; here that must only end this part.
+            raise RuntimeError(
+                f"web server could not listen on {settings.web_host}:{settings.web_port}"
+            ) from None
+
+    task = asyncio.create_task(serving())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if task in done:
+        task.result()  # it ended before the stop: raise what stopped it
+        return
     server.should_exit = True
-    await serving
+    await task
 
 
 async def _worker(settings: Settings, engine: Engine, stop: asyncio.Event, wid: str) -> None:
