@@ -148,7 +148,6 @@ async def test_without_token_it_runs_the_email_side(engine, db_url, tmp_path):
             service = Service(tmp_path, service_env(db_url, **smtp.env(), **web), "run")
             try:
                 await service.wait_until("the first ingest", lambda: articles_in_db(engine) == 1)
-                assert "@BotFather" in service.log()
                 with session_scope(engine) as s:
                     reader = Subscriber(
                         email="reader@example.org",
@@ -182,6 +181,10 @@ async def test_without_token_it_runs_the_email_side(engine, db_url, tmp_path):
     assert {"run.start", "run.signal", "run.stop"} <= events
     started = next(e for e in service.events() if e.get("event") == "run.start")
     assert started["parts"] == ["scheduler", "web", "worker"]
+    # LOG_JSON: one JSON object per line, the setup advice included; nothing else on stderr.
+    lines = [line for line in service.log().splitlines() if line.strip()]
+    assert len(service.events()) == len(lines)
+    assert any(e.get("event") == "run.setup_hint" and "@BotFather" in e["message"] for e in service.events())
     assert "Traceback" not in service.log()
 
 

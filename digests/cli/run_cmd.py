@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import datetime
 
 import typer
@@ -33,13 +34,20 @@ def _setup_message(settings: Settings, web: bool) -> str:
     )
 
 
+def _tell(settings: Settings, message: str, event: str) -> None:
+    # With LOG_JSON the operator reads a log shipper: one JSON line per event, even for advice.
+    if settings.log_json:
+        logging.getLogger("digests.runner").warning(message.strip(), extra={"event": event})
+    else:
+        typer.echo(message, err=True, nl=False)
+
+
 def _web_part(settings: Settings) -> bool:
     if not settings.public_base_url:
         return False
     if not runner.web_available():
-        typer.echo(
-            "PUBLIC_BASE_URL is set but this build has no web module; the web pages are off.", err=True
-        )
+        message = "PUBLIC_BASE_URL is set but this build has no web module; the web pages are off.\n"
+        _tell(settings, message, "run.no_web")
         return False
     return True
 
@@ -49,7 +57,7 @@ def run() -> None:
     settings, engine = setup()
     web = _web_part(settings)
     if not settings.telegram_enabled:
-        typer.echo(_setup_message(settings, web), err=True, nl=False)
+        _tell(settings, _setup_message(settings, web), "run.setup_hint")
         if not settings.email_enabled:
             raise typer.Exit(EXIT_CONFIG)
     parts = runner.Parts(bot=settings.telegram_enabled, scheduler=True, worker=True, web=web)
