@@ -343,3 +343,44 @@ def test_demo_twice_writes_the_digests(db_url, tmp_path):
     assert message["To"] == "demo.reader@example.org"
     kinds = [part.get_content_type() for part in message.iter_parts()]
     assert kinds == ["text/plain", "text/html"]
+
+
+# --- end to end: queued digests through the real senders (PTB client -> fake Bot API, SMTP -> aiosmtpd) ---
+
+
+async def test_queued_digests_reach_chats_and_inboxes_exactly_once(engine, settings, world):
+    from digests.deliver import deliver_once_async
+    from tests.fakes.botapi import FakeBotAPI
+    from tests.fakes.smtp import SMTPSink
+
+    ids, p = world
+    for i in range(25):  # enough for alice's digest to be split into parts
+        add_article(engine, f"Brussels shoot {i} <&>", countries=["Belgium"], summary="a long summary " * 30)
+    assert queue.queue_due(engine, settings, now=NOW, force=True).digests == 3
+    parts = rows(engine, p["alice"])
+    assert len(parts) > 1
+    async with FakeBotAPI(per_chat_interval=0.05) as api, SMTPSink() as sink:
+        live = settings.model_copy(
+            update={
+                "telegram_bot_token": api.token,
+                "telegram_api_base_url": api.base_url,
+                "telegram_api_file_url": api.base_file_url,
+                "telegram_per_chat_interval": 0.05,
+                "public_base_url": "https://clapper.example.org",
+                **sink.settings(),
+            }
+        )
+        for _ in range(5):
+            await deliver_once_async(engine, live, worker_id="t")
+            if all(r.state == "sent" for r in rows(engine)):
+                break
+        assert api.rejected == []  # Telegram's HTML and length rules accepted every part
+        alice = api.messages_for(101)
+        assert [m.text for m in alice] == [r.body for r in parts]  # in order, once each
+        assert f"(1/{len(parts)})" in alice[0].plain and "<&>" in alice[0].plain
+        assert len(api.messages_for(102)) == 1 and api.messages_for(103) == []
+        assert {m.chat_id for m in api.sent} == {101, 102}
+        [mail] = sink.to("dave@example.org")
+        assert mail.subject.startswith("27 new production articles: Belgium")  # 25 + be + befr
+        assert sink.to("erin@example.org") == []
+    assert all(r.state == "sent" for r in rows(engine))
