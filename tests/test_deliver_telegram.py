@@ -172,6 +172,23 @@ async def test_a_parse_error_is_a_template_bug_dead_and_logged(engine, tg_settin
     assert subscriber(engine, sub).telegram_blocked_at is None
 
 
+async def test_rate_limiter_window_caps_a_burst_of_late_slots():
+    now = [0.0]
+    limiter = RateLimiter(rate=5, per_chat_interval=0.0, clock=lambda: now[0])
+    first = [asyncio.create_task(limiter.acquire(str(chat))) for chat in range(5)]
+    await asyncio.sleep(0)
+    # The loop was busy: the four slots due at 0.2…0.8 s all fire at 0.9 s.
+    now[0] = 0.9
+    await asyncio.wait_for(asyncio.gather(*first), 3)
+    now[0] = 0.95
+    late = asyncio.create_task(limiter.acquire("late"))
+    await asyncio.sleep(0.3)
+    # Spacing alone would let it go; a sixth message within one second must wait for the window.
+    assert not late.done()
+    now[0] = 1.05
+    assert await asyncio.wait_for(late, 3) is True
+
+
 async def test_rate_limiter_spacing_and_pause():
     now = [0.0]
     limiter = RateLimiter(rate=10, per_chat_interval=1.0, clock=lambda: now[0])

@@ -236,7 +236,9 @@ class EmailSender:
             queue.put_nowait(list(group))
         down: dict = {}
         lanes = max(1, min(self.settings.smtp_connections, len(groups)))
-        await asyncio.gather(*(self._lane(queue, report, down, stop) for _ in range(lanes)))
+        async with asyncio.TaskGroup() as tasks:
+            for _ in range(lanes):
+                tasks.create_task(self._lane(queue, report, down, stop))
         if down:
             log.error(
                 "%s (%s:%s); unsent mail stays queued and is retried in %.0f s",

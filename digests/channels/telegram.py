@@ -13,6 +13,7 @@ import datetime as dtm
 import logging
 import time
 import warnings
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -77,16 +78,19 @@ async def _sleep(seconds: float, stop: asyncio.Event | None) -> bool:
 class RateLimiter:
     """Spacing limiter: one global slot every 1/rate s, and a per-chat gap after each answer.
 
-    The per-chat gap is counted from when Telegram answered, so network jitter can never make two
-    messages to one chat arrive closer than the interval.
+    Slots keep sends smooth; a sliding one-second window on top caps bursts when the event loop
+    was busy and several late slots fire together. The per-chat gap is counted from when Telegram
+    answered, so network jitter can never make two messages to one chat arrive too close.
     """
 
     def __init__(self, rate: float, per_chat_interval: float, clock: Callable[[], float] = time.monotonic):
         self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.window = max(1, int(rate)) if rate > 0 else 0
         self.per_chat_interval = per_chat_interval
         self.clock = clock
         self._next_slot = 0.0
         self._paused_until = 0.0
+        self._granted: deque[float] = deque()
         self._chat_ready: dict[str, float] = {}
 
     async def acquire(self, chat: str, stop: asyncio.Event | None = None) -> bool:
@@ -102,9 +106,18 @@ class RateLimiter:
             self._next_slot = slot + self.interval
             if slot > now and await _sleep(slot - now, stop):
                 return False
-            if self._paused_until <= self.clock():
-                return True
-            # A 429 arrived while we waited for our slot: wait out the pause and queue again.
+            now = self.clock()
+            if self._paused_until > now:
+                continue  # a 429 arrived while we waited for our slot: wait it out, queue again
+            if self.window:
+                while self._granted and now - self._granted[0] >= 1.0:
+                    self._granted.popleft()
+                if len(self._granted) >= self.window:
+                    if await _sleep(self._granted[0] + 1.0 - now, stop):
+                        return False
+                    continue
+                self._granted.append(now)
+            return True
 
     def done(self, chat: str) -> None:
         self._chat_ready[chat] = self.clock() + self.per_chat_interval
@@ -239,4 +252,7 @@ class TelegramSender:
                         Outcome("requeue", f"Bot API unreachable: {exc}", self.settings.delivery_retry_base),
                     )
             return
-        await asyncio.gather(*(self._send_chat(group, report, stop) for group in groups))
+        # A failure settling one row (the database) stops the others rather than leaving them running.
+        async with asyncio.TaskGroup() as tasks:
+            for group in groups:
+                tasks.create_task(self._send_chat(group, report, stop))
