@@ -54,7 +54,7 @@ def test_compose_file_parses_and_wires_the_services():
     for name in ("app", "deliver"):
         svc = services[name]
         assert svc["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")
-        assert svc["build"] == "." and svc["stop_grace_period"] == "90s"
+        assert svc["build"] == "." and svc["stop_grace_period"] == "150s"
     assert services["app"]["depends_on"]["db"]["condition"] == "service_healthy"
     assert "pgdata" in compose["volumes"]
 
