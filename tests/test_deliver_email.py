@@ -156,3 +156,18 @@ async def test_login_when_the_server_requires_it(engine, mail_settings):
         accepted = await deliver_once_async(engine, right, worker_id="w")
     assert accepted.sent == 2
     assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted(readers)
+
+
+async def test_refusals_after_data_bounce_only_when_they_blame_the_mailbox(engine, mail_settings):
+    readers = _readers(engine, 3)
+    spam, gone, fine = "reader0@example.org", "reader1@example.org", "reader2@example.org"
+    async with SMTPSink() as sink:
+        sink.reply_data(spam, "554 5.7.1 Message rejected as spam")
+        sink.reply_data(gone, "550 5.2.1 Mailbox disabled")
+        settings = mail_settings.model_copy(update=sink.settings())
+        report = await deliver_once_async(engine, settings, worker_id="w")
+    assert (report.sent, report.dead, report.bounced) == (1, 1, 1)
+    assert [m.rcpt_tos for m in sink.messages] == [[fine]]
+    assert subscriber(engine, readers[spam][0]).email_status == "confirmed"
+    assert row(engine, readers[spam][1]).state == "dead"
+    assert subscriber(engine, readers[gone][0]).email_status == "bounced"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from email.message import EmailMessage
@@ -109,6 +110,10 @@ class ServerUnavailable(Exception):
     """No connection to the SMTP server (refused, timed out, TLS or login failed)."""
 
 
+# RFC 3463 enhanced codes that blame the address or mailbox (5.1.x bad address, 5.2.x mailbox).
+_ADDRESS_PROBLEM = re.compile(r"^\s*5\.[12]\.\d+")
+
+
 def _code_outcome(code: int, text: str, *, permanent: str) -> Outcome:
     error = f"{code} {text}".strip()
     if 400 <= code < 500:
@@ -116,6 +121,17 @@ def _code_outcome(code: int, text: str, *, permanent: str) -> Outcome:
     if 500 <= code < 600:
         return Outcome(permanent, error)  # type: ignore[arg-type]
     return Outcome("retry", error)
+
+
+def _data_outcome(code: int, text: str) -> Outcome:
+    """A refusal after DATA: bounced when it names the mailbox, else this message is dead.
+
+    A content refusal (5.7.x spam policy, say) says nothing about the reader's address, so it
+    must not stop their mail.
+    """
+    if 500 <= code < 600 and _ADDRESS_PROBLEM.match(text or ""):
+        return Outcome("bounced", f"{code} {text}".strip())
+    return _code_outcome(code, text, permanent="dead")
 
 
 class EmailSender:
@@ -159,7 +175,7 @@ class EmailSender:
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421:  # the server is closing this connection; try again later
                 return Outcome("retry", f"{exc.code} {exc.message}")
-            return _code_outcome(exc.code, exc.message, permanent="dead")
+            return _data_outcome(exc.code, exc.message)
         except aiosmtplib.SMTPTimeoutError as exc:
             return Outcome("retry", f"timeout: {exc}")
         except aiosmtplib.SMTPNotSupported as exc:

@@ -10,6 +10,7 @@
 Behaviours to test a sender against:
     sink.reply_rcpt("x@example.org", "550 5.1.1 No such user")   # every RCPT for x gets this
     sink.reply_rcpt("y@example.org", "451 4.3.0 Try later", times=2)  # then accepted
+    sink.reply_data("z@example.org", "554 5.7.1 Rejected as spam")    # refused after DATA
     sink.drop_after = 3        # each connection is cut (no reply) on the 4th MAIL FROM
     sink.require_auth("user", "secret")
 `dead_port()` is a port nobody listens on: a dead server.
@@ -88,6 +89,9 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        reply = self.sink._data_reply(envelope.rcpt_tos)
+        if reply is not None:
+            return reply
         raw = envelope.original_content or envelope.content
         message = email.message_from_bytes(raw, policy=email.policy.default)
         with self.sink._lock:
@@ -123,6 +127,7 @@ class SMTPSink:
         self.drops = 0
         self.drop_after = drop_after
         self._rcpt_replies: dict[str, list] = {}
+        self._data_replies: dict[str, list] = {}
         self._auth: tuple[str, str] | None = None
         self._lock = threading.Lock()
         self._controller: Controller | None = None
@@ -132,6 +137,11 @@ class SMTPSink:
         """Answer RCPT TO:<address> with `reply` (e.g. "550 5.1.1 No such user"), `times` times or always."""
         with self._lock:
             self._rcpt_replies[address.lower()] = [reply, times]
+
+    def reply_data(self, address: str, reply: str, *, times: int | None = None) -> None:
+        """Refuse the message after DATA (e.g. "554 5.7.1 Rejected as spam") when sent to `address`."""
+        with self._lock:
+            self._data_replies[address.lower()] = [reply, times]
 
     def require_auth(self, username: str, password: str) -> None:
         """Refuse mail until the client logs in (call before start())."""
@@ -195,9 +205,19 @@ class SMTPSink:
             with self._lock:
                 self.connections += 1
 
+    def _data_reply(self, rcpt_tos: list[str]) -> str | None:
+        for address in rcpt_tos:
+            reply = self._take(self._data_replies, address)
+            if reply is not None:
+                return reply
+        return None
+
     def _rcpt_reply(self, address: str) -> str | None:
+        return self._take(self._rcpt_replies, address)
+
+    def _take(self, replies: dict[str, list], address: str) -> str | None:
         with self._lock:
-            entry = self._rcpt_replies.get(address.lower())
+            entry = replies.get(address.lower())
             if entry is None:
                 return None
             reply, times = entry
