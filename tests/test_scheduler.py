@@ -302,3 +302,39 @@ def test_one_pipeline_tick_ingests_then_queues_one_batched_instant_message(engin
         assert again.ingest.new == 0 and again.queue.messages == 0
     got = digests_of(engine)
     assert [n for _, n in got[601]] == [2] and 602 not in got
+
+
+def test_a_failing_source_backs_off_and_recovers(engine, settings):
+    from digests import status
+    from digests.models import Source
+    from tests.fakes.listing_site import ListingSite
+
+    settings = settings.model_copy(
+        update={"listing_max_pages": 1, "http_retries": 0, "ingest_every_minutes": 10}
+    )
+    with ListingSite.in_thread() as site:
+        site.add("Shoot starts in Ghent")
+        site.fail_next = 10_000  # the site is down
+        start = datetime.now(UTC)
+        with session_scope(engine) as s:
+            s.add(Source(name="belgium", url=site.url, kind="listing", created_at=start))
+        clock = FakeClock(start)
+        sched = ServiceScheduler(engine, settings, clock=clock)  # the real pipeline
+        run_for(sched, clock, minutes=181, step=10)
+        # Tried at 0, 10, 30, 70 and 150 min (10 min doubled per failure), not at all 19 ticks.
+        assert site.requests == 5
+        with session_scope(engine) as s:
+            source = s.exec(select(Source)).one()
+        assert source.error_count == 5 and "503" in (source.last_error or "")
+        assert source.next_fetch_at == start + timedelta(minutes=150 + 160)
+        health = status.collect(engine, settings, now=clock.now)
+        assert not health.healthy and "no source ingested yet" in health.problems[0]
+
+        site.fail_next = 0  # back up: the try at 310 min succeeds, then every 10 minutes again
+        run_for(sched, clock, minutes=140, step=10)  # ticks 190 .. 320 min
+        assert site.requests == 7
+        with session_scope(engine) as s:
+            source = s.exec(select(Source)).one()
+            articles = s.exec(select(Article)).all()
+        assert source.error_count == 0 and source.next_fetch_at is None and len(articles) == 1
+        assert status.collect(engine, settings, now=clock.now).healthy
