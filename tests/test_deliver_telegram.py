@@ -197,3 +197,15 @@ async def test_rate_limiter_spacing_and_pause():
     limiter.done("a")
     limiter.pause(5)
     assert limiter._paused_until == 5 and limiter._chat_ready["a"] == 1.0
+
+
+async def test_an_unreachable_bot_api_keeps_messages_queued(engine, tg_settings):
+    from tests.fakes.smtp import dead_port
+
+    chats = _chats(engine, 2)
+    down = tg_settings.model_copy(update={"telegram_api_base_url": f"http://127.0.0.1:{dead_port()}/bot"})
+    report = await deliver_once_async(engine, down, worker_id="w")
+    assert (report.sent, report.requeued) == (0, 2)
+    for _s, row_id in chats.values():
+        kept = row(engine, row_id)
+        assert (kept.state, kept.attempts) == ("queued", 0) and "unreachable" in kept.last_error

@@ -100,6 +100,21 @@ async def test_a_worker_killed_mid_batch_and_restarted_sends_everything_once(eng
     assert sum(n - 1 for n in duplicates.values()) <= 1, duplicates
 
 
+async def test_deliver_once_prints_its_counts(engine, db_url, tmp_path):
+    sub = add_subscriber(engine, chat_id=1, email="a@example.org")
+    queue_telegram(engine, sub, 1, "hello")
+    queue_email(engine, sub, "a@example.org", "Hello")
+    async with FakeBotAPI(per_chat_interval=0.2) as api, SMTPSink() as sink:
+        proc = await asyncio.create_subprocess_exec(
+            CLAPPER, "deliver", "--once", env=_env(db_url, api, sink), cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "claimed=2 sent=2" in out.decode()
+    assert len(api.sent) == 1 and len(sink.messages) == 1
+
+
 async def test_sigterm_gives_claimed_rows_back(engine, db_url, tmp_path):
     for chat in range(6000, 6030):
         sub = add_subscriber(engine, chat_id=chat)
