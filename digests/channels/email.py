@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -134,6 +135,14 @@ def _data_outcome(code: int, text: str) -> Outcome:
     return _code_outcome(code, text, permanent="dead")
 
 
+@dataclass
+class _Batch:
+    """What the lanes of one batch share."""
+
+    stop: asyncio.Event | None
+    down: str | None = None  # set once the server proved unreachable: the rest goes back to the queue
+
+
 class EmailSender:
     """Sends batches of rows over SMTP_CONNECTIONS connections, each reused for many messages."""
 
@@ -184,11 +193,32 @@ class EmailSender:
             return Outcome("retry", f"{type(exc).__name__}: {exc}")
         return SENT
 
-    async def _lane(
-        self, queue: asyncio.Queue, report: Report, down: dict, stop: asyncio.Event | None
-    ) -> None:
+    async def _deliver(
+        self, smtp: aiosmtplib.SMTP | None, row: EmailRow
+    ) -> tuple[Outcome, aiosmtplib.SMTP | None]:
+        """Send `row`, (re)connecting as needed; a dropped connection gets one reconnect and retry.
+
+        Raises ServerUnavailable when no connection can be made at all.
+        """
+        outcome = Outcome("retry", "not attempted")
+        for attempt in (1, 2):
+            try:
+                if smtp is None or not smtp.is_connected:
+                    smtp = await self._connect()
+                outcome = await self._send(smtp, row)
+                break
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                smtp = None
+                outcome = Outcome("retry", f"connection lost: {exc}")
+                log.info("SMTP connection lost (%s); reconnecting (attempt %d)", exc, attempt)
+        if smtp is not None and not smtp.is_connected:
+            smtp = None
+        return outcome, smtp
+
+    async def _lane(self, queue: asyncio.Queue, report: Report, batch: _Batch) -> None:
         """One connection working through groups of rows (one recipient's rows stay in order)."""
         smtp: aiosmtplib.SMTP | None = None
+        later = self.settings.delivery_retry_base
         try:
             while True:
                 try:
@@ -197,39 +227,20 @@ class EmailSender:
                     return
                 gone: Outcome | None = None
                 for row in group:
-                    if stop is not None and stop.is_set():
-                        await report(row, Outcome("requeue", None))
-                        continue
-                    if gone is not None:
-                        await report(row, gone)
-                        continue
-                    if down:
-                        await report(
-                            row, Outcome("requeue", down["error"], delay=self.settings.delivery_retry_base)
-                        )
-                        continue
-                    outcome = None
-                    for attempt in (1, 2):
+                    if batch.stop is not None and batch.stop.is_set():
+                        outcome = Outcome("requeue", None)
+                    elif gone is not None:
+                        outcome = gone
+                    elif batch.down is not None:
+                        outcome = Outcome("requeue", batch.down, delay=later)
+                    else:
                         try:
-                            if smtp is None or not smtp.is_connected:
-                                smtp = await self._connect()
-                            outcome = await self._send(smtp, row)
-                            break
+                            outcome, smtp = await self._deliver(smtp, row)
                         except ServerUnavailable as exc:
-                            down.setdefault("error", f"SMTP server unavailable: {exc}")
-                            outcome = Outcome(
-                                "requeue", down["error"], delay=self.settings.delivery_retry_base
-                            )
-                            break
-                        except aiosmtplib.SMTPServerDisconnected as exc:
-                            # A dropped connection: reconnect and give this message one more go.
-                            smtp = None
-                            outcome = Outcome("retry", f"connection lost: {exc}")
-                            log.info("SMTP connection lost (%s); reconnecting (attempt %d)", exc, attempt)
-                    if smtp is not None and not smtp.is_connected:
-                        smtp = None
-                    if outcome.status == "bounced":
-                        gone = Outcome("cancelled", outcome.error)
+                            batch.down = batch.down or f"SMTP server unavailable: {exc}"
+                            outcome = Outcome("requeue", batch.down, delay=later)
+                        if outcome.status == "bounced":
+                            gone = Outcome("cancelled", outcome.error)
                     await report(row, outcome)
         finally:
             if smtp is not None and smtp.is_connected:
@@ -250,15 +261,15 @@ class EmailSender:
         queue: asyncio.Queue = asyncio.Queue()
         for group in groups:
             queue.put_nowait(list(group))
-        down: dict = {}
+        batch = _Batch(stop=stop)
         lanes = max(1, min(self.settings.smtp_connections, len(groups)))
         async with asyncio.TaskGroup() as tasks:
             for _ in range(lanes):
-                tasks.create_task(self._lane(queue, report, down, stop))
-        if down:
+                tasks.create_task(self._lane(queue, report, batch))
+        if batch.down:
             log.error(
                 "%s (%s:%s); unsent mail stays queued and is retried in %.0f s",
-                down["error"],
+                batch.down,
                 self.settings.smtp_host,
                 self.settings.smtp_port,
                 self.settings.delivery_retry_base,
