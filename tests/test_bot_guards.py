@@ -161,3 +161,28 @@ async def test_flood_control_is_logged_not_reported(app, api, caplog):
     assert "follows nothing" in (await me.say("/list")).plain  # the next update is answered
     assert api.messages_for(ADMIN) == [] and len(api.messages_for(950)) == 1
     assert any(f"update {update['update_id']}: flood control" in r.getMessage() for r in caplog.records)
+
+
+async def test_group_upgraded_to_supergroup_keeps_its_subscriptions(app, api, engine):
+    api.set_admins(GROUP, [OWNER])
+    admin = Talk(api, GROUP, OWNER, chat_type="group", title="Film crew")
+    await admin.say("/subscribe Belgium")
+    new_id = -1009876543210
+    api.push_update({"message": {
+        "message_id": 99, "date": 0, "chat": {"id": GROUP, "type": "group", "title": "x"},
+        "from": {"id": OWNER, "is_bot": False, "first_name": "O"}, "migrate_to_chat_id": new_id}})
+    await admin.barrier()
+    assert followed(engine, new_id) == {"Belgium"} and followed(engine, GROUP) == set()
+
+
+async def test_removed_from_a_group_marks_it_blocked(app, api, engine, bot_settings):
+    api.set_admins(GROUP, [OWNER])
+    admin = Talk(api, GROUP, OWNER, chat_type="group", title="Film crew")
+    await admin.say("/subscribe Belgium")
+    bot_user = api.bot_user
+    member = {"user": bot_user, "status": "member"}
+    api.push_update({"my_chat_member": {
+        "chat": {"id": GROUP, "type": "group", "title": "Film crew"},
+        "from": {"id": OWNER, "is_bot": False, "first_name": "O"}, "date": 0,
+        "old_chat_member": member, "new_chat_member": {"user": bot_user, "status": "left"}}})
+    await api.wait_for(lambda: subscriptions.chat_settings(engine, bot_settings, GROUP).blocked, 10)
