@@ -36,7 +36,7 @@ async def world(engine, settings):
                 "public_base_url": "https://news.example.org",
             }
         )
-        async with polling(build_application(cfg, engine), timeout=1) as app:
+        async with polling(build_application(cfg, engine), long_poll=1) as app:
             yield api, sink, cfg, app
 
 

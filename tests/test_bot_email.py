@@ -27,7 +27,7 @@ async def world(engine, settings):
                 "telegram_api_file_url": api.base_file_url,
             }
         )
-        async with polling(build_application(cfg, engine), timeout=1) as app:
+        async with polling(build_application(cfg, engine), long_poll=1) as app:
             yield api, sink, cfg, app
 
 

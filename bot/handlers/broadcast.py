@@ -179,21 +179,22 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 channels=channels,
                 admin_message_id=message_id,
             )
-            await query.answer(_label("queued", progress.total))
+            # Edit first, then answer: the answer tells the admin (and tests) that all is done.
             await _show(query.message, progress, final=progress.finished)
+            await query.answer(_label("queued", progress.total))
             if not progress.finished and query.message is not None:
                 _follow(context.application, query.message, announcement_id)
         elif op == "x":
             progress = await asyncio.to_thread(broadcast.cancel, engine, announcement_id)
-            await query.answer()
             if query.message is not None:
                 await _edit(
                     query.message, reply("broadcast_reply", case="discarded", id=announcement_id), None
                 )
+            await query.answer()
         elif op == "stop":
             progress = await asyncio.to_thread(broadcast.cancel, engine, announcement_id)
-            await query.answer(_label("stopped"))
             await _show(query.message, progress, final=True)
+            await query.answer(_label("stopped"))
         else:
             await query.answer(_label("unknown"))
     except broadcast.BroadcastError as exc:
@@ -238,8 +239,11 @@ async def _follow_loop(application: Application, message: Message, announcement_
         with session_scope(engine) as session:
             return broadcast.progress(session, announcement_id)
 
-    while True:
+    # PTB's Application.stop() waits for tasks made with create_task: stop following when it stops.
+    while application.running:
         await asyncio.sleep(settings.broadcast_progress_seconds)
+        if not application.running:
+            return
         try:
             progress = await asyncio.to_thread(read)
             if progress.finished:
@@ -253,6 +257,9 @@ async def _follow_loop(application: Application, message: Message, announcement_
         except TelegramError:
             # A progress message that cannot be edited must not stop the broadcast itself.
             log.exception("could not update broadcast progress", extra={"announcement_id": announcement_id})
+        except Exception:
+            log.exception("stopped following broadcast progress", extra={"announcement_id": announcement_id})
+            return
 
 
 # ---- /announcements ----------------------------------------------------------------------------
