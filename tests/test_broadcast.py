@@ -233,3 +233,68 @@ async def test_a_broadcast_cancelled_midway_sends_nothing_more(engine, settings)
     assert final.sent + final.failed + final.cancelled == 1300
     assert final.cancelled == cancelled.cancelled
     assert len({m.chat_id for m in api.sent}) == len(api.sent)  # no duplicates
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain words",
+        "<b>bold</b> and <i>it</i> <u>u</u> <s>s</s> <code>c</code> <pre>p</pre>",
+        '<a href="https://x.org/?a=1&amp;b=2">link</a>',
+        "<blockquote>quote</blockquote> <tg-spoiler>secret</tg-spoiler>",
+        "<div>not telegram</div>",
+        "<b>unclosed",
+        "<b><i>crossed</b></i>",
+        "fish & chips",
+        "1 < 2",
+        "&nbsp;",
+        "&#8212; &lt;tag&gt;",
+        "é" * 4096,
+        "é" * 4097,
+    ],
+)
+def test_our_check_agrees_with_the_fake_bot_api(text):
+    """The check that guards broadcasts says what the fake Bot API (Telegram's rules) says."""
+    from tests.fakes import telegram_rules
+
+    try:
+        telegram_rules.message_text(text, "HTML")
+        accepted = True
+    except telegram_rules.Rejected:
+        accepted = False
+    assert (telegram_html.check(text) == []) == accepted
+
+
+def test_cli_broadcast_previews_asks_and_queues(db_url, engine, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from digests.cli import app
+    from digests.config import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    _people(engine, chats=3, inboxes=2)
+    (tmp_path / "msg.txt").write_text("New: <b>Czech</b> news")
+    (tmp_path / "bad.txt").write_text("<div>x</div>")
+    run = CliRunner().invoke
+    try:
+        r = run(app, ["broadcast", "--file", str(tmp_path / "bad.txt")])
+        assert r.exit_code == 1 and "<div>" in r.output
+        r = run(app, ["broadcast", "--file", str(tmp_path / "msg.txt")], input="n\n")
+        assert (
+            r.exit_code == 1
+            and "📣 <b>Clapper</b>" in r.output
+            and "Subject: Clapper: New: Czech news" in r.output
+        )
+        assert "Nothing queued" in r.output
+        r = run(app, ["broadcast", "--file", str(tmp_path / "msg.txt"), "--channels", "email", "--yes"])
+        assert r.exit_code == 0 and "queued for 2 reader(s)" in r.output
+        r = run(app, ["announcements"])
+        assert r.exit_code == 0 and "email" in r.output
+        r = run(app, ["announcements", "--cancel", "1"])
+        assert r.exit_code == 0 and "0 sent, 0 failed, 2 withdrawn" in r.output
+    finally:
+        get_settings.cache_clear()
+    with session_scope(engine) as s:
+        assert {r.state for r in s.exec(select(Outbox))} == {"cancelled"}

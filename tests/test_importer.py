@@ -100,3 +100,58 @@ def test_a_file_without_an_email_column_is_refused():
         importer.parse("address,countries\nx@example.org,Belgium\n")
     with pytest.raises(importer.ImportFileError):
         importer.parse("")
+
+
+@pytest.fixture
+def cli(db_url, monkeypatch, tmp_path):
+    """Run `clapper …` in-process against the test database."""
+    from typer.testing import CliRunner
+
+    from digests.cli import app
+    from digests.config import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("SECRET_KEY", "cli-test-key")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://news.example.org")
+    monkeypatch.chdir(tmp_path)  # no developer .env
+    get_settings.cache_clear()
+    runner = CliRunner()
+    yield lambda *args, **kw: runner.invoke(app, list(args), catch_exceptions=False, **kw)
+    get_settings.cache_clear()
+
+
+def test_cli_add_import_list_export_remove(cli, engine, tmp_path):
+    r = cli(
+        "subscribers",
+        "add",
+        "--email",
+        "Ann@Example.org",
+        "--country",
+        "belgium",
+        "--section",
+        "production",
+        "--frequency",
+        "daily",
+        "--confirmed",
+    )
+    assert r.exit_code == 0 and "Added ann@example.org" in r.output
+    r = cli("subscribers", "add", "--email", "x@example.org", "--country", "Belgum")
+    assert r.exit_code == 1 and "did you mean Belgium" in r.output
+    (tmp_path / "people.csv").write_text(CSV)
+    r = cli("subscribers", "import", str(tmp_path / "people.csv"))
+    assert r.exit_code == 2  # some rows were bad
+    assert "Imported 2 reader(s)" in r.output and "Confirmation emails queued: 2" in r.output
+    assert "line 3: not-an-address: invalid address" in r.output
+    assert "line 8: ANN@example.org: same address as line 2" in r.output
+    assert "line 2: ann@example.org: ann@example.org is already known (confirmed)" in r.output
+    r = cli("subscribers", "export")
+    assert r.exit_code == 0
+    assert r.stdout.splitlines()[1] == "ann@example.org,Belgium,Production,daily,confirmed"
+    r = cli("subscribers", "list", "--json")
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 3
+    r = cli("subscribers", "remove", "bob@example.org")
+    assert r.exit_code == 0
+    r = cli("subscribers", "remove", "bob@example.org")
+    assert r.exit_code == 1
+    with session_scope(engine) as s:
+        assert sorted(x.email for x in s.exec(select(Subscriber))) == ["ann@example.org", "eve@example.org"]
