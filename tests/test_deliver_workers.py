@@ -32,10 +32,10 @@ def _env(db_url: str, api: FakeBotAPI, sink: SMTPSink | None = None, **extra: st
         TELEGRAM_PER_CHAT_INTERVAL="0.2",
         SMTP_HOST="",
         LOG_LEVEL="INFO",
-        **extra,
     )
     if sink is not None:
         env.update(sink.env())
+    env.update(extra)
     return env
 
 
@@ -113,6 +113,26 @@ async def test_deliver_once_prints_its_counts(engine, db_url, tmp_path):
     assert proc.returncode == 0, err.decode()[-2000:]
     assert "claimed=2 sent=2" in out.decode()
     assert len(api.sent) == 1 and len(sink.messages) == 1
+
+
+async def test_an_email_worker_killed_mid_batch_and_restarted_mails_everyone_once(engine, db_url, tmp_path):
+    addresses = [f"r{i}@example.org" for i in range(40)]
+    for address in addresses:
+        queue_email(engine, add_subscriber(engine, email=address), address, f"Digest for {address}")
+    async with FakeBotAPI() as api, SMTPSink(delay=0.03) as sink:
+        env = _env(db_url, api, sink, DELIVERY_CLAIM_TIMEOUT="1", SMTP_CONNECTIONS="1", TELEGRAM_BOT_TOKEN="")
+        first = _start(env, tmp_path, "--worker-id", "doomed")
+        await _until(lambda: len(sink.messages) >= 10, within=30, what="the first worker to get going")
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=5)
+        assert len(sink.messages) < len(addresses), "the worker finished before it could be killed"
+        second = _start(env, tmp_path, "--worker-id", "survivor")
+        await _until(lambda: len({m.rcpt_tos[0] for m in sink.messages}) == 40, within=40, what="every inbox")
+        await _until(lambda: set(states(engine).values()) == {"sent"}, within=10, what="every row settled")
+        await _stop(second)
+    per_inbox = Counter(m.rcpt_tos[0] for m in sink.messages)
+    assert set(per_inbox) == set(addresses)
+    assert sum(n - 1 for n in per_inbox.values()) <= 1, per_inbox
 
 
 async def test_sigterm_gives_claimed_rows_back(engine, db_url, tmp_path):

@@ -12,12 +12,14 @@ Behaviours to test a sender against:
     sink.reply_rcpt("y@example.org", "451 4.3.0 Try later", times=2)  # then accepted
     sink.reply_data("z@example.org", "554 5.7.1 Rejected as spam")    # refused after DATA
     sink.drop_after = 3        # each connection is cut (no reply) on the 4th MAIL FROM
+    SMTPSink(delay=0.05)       # every message takes 50 ms to be accepted
     sink.require_auth("user", "secret")
 `dead_port()` is a port nobody listens on: a dead server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -89,6 +91,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.sink.delay:
+            await asyncio.sleep(self.sink.delay)
         reply = self.sink._data_reply(envelope.rcpt_tos)
         if reply is not None:
             return reply
@@ -119,13 +123,14 @@ class _Authenticator:
 class SMTPSink:
     """aiosmtpd in a thread, bound to 127.0.0.1 (its default would be ::1)."""
 
-    def __init__(self, *, port: int | None = None, drop_after: int | None = None) -> None:
+    def __init__(self, *, port: int | None = None, drop_after: int | None = None, delay: float = 0.0) -> None:
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.messages: list[Received] = []
         self.connections = 0
         self.drops = 0
         self.drop_after = drop_after
+        self.delay = delay  # seconds each message takes to be accepted (a slow server)
         self._rcpt_replies: dict[str, list] = {}
         self._data_replies: dict[str, list] = {}
         self._auth: tuple[str, str] | None = None
