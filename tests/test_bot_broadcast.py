@@ -148,6 +148,8 @@ async def test_non_admins_cannot_broadcast_by_command_or_forged_buttons(engine, 
     await asyncio.sleep(0.5)
     [refused] = await say(api, 3001, "/announcements")
     assert "only the bot's administrators" in refused.plain
+    [refused] = await say(api, -100500, "/broadcast", user_id=ADMIN, chat_type="group")
+    assert "private chat" in refused.plain
     # An admin's draft exists; a reader forges its "send" button.
     await say(api, ADMIN, "/broadcast")
     _preview, question = await say(api, ADMIN, "Admins only", count=2)

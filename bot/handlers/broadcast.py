@@ -19,7 +19,7 @@ import logging
 import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
-from telegram.constants import ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
@@ -91,6 +91,10 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     if not is_admin(update, settings):
         log.warning("non-admin /broadcast", extra={"user_id": getattr(update.effective_user, "id", None)})
         await _say(update.effective_message, "not_admin")
+        raise ApplicationHandlerStop(ConversationHandler.END)
+    if update.effective_chat is None or update.effective_chat.type != ChatType.PRIVATE:
+        # Drafts and counts are for the admin's eyes, not for a group they happen to be in.
+        await _say(update.effective_message, "private_only")
         raise ApplicationHandlerStop(ConversationHandler.END)
     await _say(update.effective_message, "ask_text")
     raise ApplicationHandlerStop(WAITING_TEXT)
@@ -281,6 +285,9 @@ async def announcements(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         with session_scope(engine) as session:
             return broadcast.history(session, limit=10)
 
+    if update.effective_chat is None or update.effective_chat.type != ChatType.PRIVATE:
+        await _say(update.effective_message, "private_only")
+        raise ApplicationHandlerStop
     rows = await asyncio.to_thread(read)
     await _say(update.effective_message, "list", rows=rows, excerpt=_excerpt)
     raise ApplicationHandlerStop
