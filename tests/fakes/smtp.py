@@ -231,3 +231,25 @@ class SMTPSink:
                     return None
                 entry[1] = times - 1
             return reply
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.fakes.smtp --port N`: a sink in its own process (benches, manual runs)."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="Local SMTP sink (aiosmtpd) that accepts and counts mail.")
+    parser.add_argument("--port", type=int, default=0, help="0 = a free port")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds to accept each message")
+    args = parser.parse_args(argv)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    with SMTPSink(port=args.port or None, delay=args.delay) as sink:
+        print(f"SMTP sink listening on {sink.host}:{sink.port}", flush=True)
+        done.wait()
+        print(f"received {len(sink.messages)} message(s) over {sink.connections} connection(s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
