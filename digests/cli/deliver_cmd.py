@@ -14,7 +14,9 @@ from digests.cli.common import setup
 def deliver_command(
     once: bool = typer.Option(False, "--once", help="Send what is due now, then exit."),
     worker_id: str = typer.Option(
-        "", "--worker-id", help="Name of this worker in claims (default host:pid)."
+        "",
+        "--worker-id",
+        help="Name of this worker in claims, unique among running workers (default host:pid).",
     ),
 ) -> None:
     """Send queued messages. On PostgreSQL several workers may run at once; on SQLite run one."""
