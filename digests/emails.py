@@ -163,6 +163,9 @@ def request(
         wait = int((subscriber.email_code_expires_at - CODE_TTL + RESEND_AFTER - now).total_seconds()) + 1
         raise EmailError("too_soon", seconds=wait)
     code = code or new_code()
+    if subscriber.email and subscriber.email != address:
+        # A new address replaces the old one: what was queued for the old inbox is withdrawn.
+        cancel_queued_email(session, subscriber.id)
     subscriber.email = address
     subscriber.email_status = "pending"
     subscriber.email_code_hash = code_hash(settings, subscriber.id, code)

@@ -143,3 +143,30 @@ def test_new_reader_rejects_unknown_terms_with_a_hint():
     assert "Belgum" in exc.value.detail and "Belgium" in exc.value.detail
     with pytest.raises(emails.EmailError):
         emails.new_reader("g@example.org", [], [], "hourly")
+
+
+def test_a_new_address_withdraws_mail_queued_for_the_old_one(engine, settings):
+    now = utcnow()
+    with session_scope(engine) as s:
+        emails.request(s, settings, chat_id=12, address="old@example.org", now=now, code="121212")
+    with session_scope(engine) as s:
+        assert emails.verify(s, settings, chat_id=12, code="121212", now=now).ok
+        sub = emails.by_chat(s, 12)
+        s.add(
+            Outbox(
+                subscriber_id=sub.id,
+                channel="email",
+                digest_key="digest:x",
+                recipient="old@example.org",
+                subject="s",
+                body="b",
+            )
+        )
+    later = now + emails.RESEND_AFTER
+    with session_scope(engine) as s:
+        emails.request(s, settings, chat_id=12, address="new@example.org", now=later, code="343434")
+    states = {r.digest_key: r.state for r in _outbox(engine)}
+    assert states["digest:x"] == "cancelled"
+    with session_scope(engine) as s:
+        sub = emails.by_chat(s, 12)
+        assert (sub.email, sub.email_status) == ("new@example.org", "pending")
