@@ -203,5 +203,8 @@ async def serve(
         log_level=settings.log_level.lower(),
         proxy_headers=True,
         server_header=False,
+        # Access logs would record every token (the URLs are bearer links); our own log lines
+        # name the subscriber id instead.
+        access_log=False,
     )
     await uvicorn.Server(config).serve()
