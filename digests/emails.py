@@ -221,6 +221,18 @@ def off(session: Session, *, chat_id: int) -> str | None:
     return address
 
 
+def set_email_frequency(session: Session, *, chat_id: int, frequency: str) -> Subscriber | None:
+    """How often the chat's email digests come; None when the chat has no address."""
+    if frequency not in FREQUENCIES:
+        raise EmailError("bad_frequency", frequency=frequency)
+    subscriber = by_chat(session, chat_id)
+    if subscriber is None or subscriber.email is None:
+        return None
+    subscriber.email_frequency = frequency
+    session.add(subscriber)
+    return subscriber
+
+
 def status(session: Session, *, chat_id: int) -> Subscriber | None:
     return by_chat(session, chat_id)
 

@@ -60,12 +60,17 @@ async def test_double_opt_in_from_the_bot(engine, world):
     with session_scope(engine) as s:
         assert emails.by_chat(s, 501).email_status == "confirmed"
     assert "go to reader@example.org weekly" in await say(api, 501, "/email")
+    assert "now come daily" in await say(api, 501, "/email Daily")
+    with session_scope(engine) as s:
+        assert emails.by_chat(s, 501).email_frequency == "daily"
+    assert "go to reader@example.org daily" in await say(api, 501, "/email")
     assert "already confirmed" in await say(api, 501, "/email reader@example.org")
     assert "are off" in await say(api, 501, "/email off")
     with session_scope(engine) as s:
         sub = emails.by_chat(s, 501)
         assert sub.email is None and sub.email_status == "none"
     assert "No email address" in await say(api, 501, "/email off")
+    assert "No email address" in await say(api, 501, "/email weekly")
 
 
 async def test_wrong_codes_are_limited_and_codes_expire(engine, world):

@@ -30,7 +30,7 @@ async def _answer(update: Update, case: str, **values: object) -> None:
 
 
 async def email_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/email ADDRESS asks for a code; /email off stops; /email alone shows the state."""
+    """/email ADDRESS asks for a code; /email daily|weekly|instant; /email off; /email alone: the state."""
     chat = update.effective_chat
     if update.effective_message is None or chat is None:
         raise ApplicationHandlerStop
@@ -64,6 +64,23 @@ async def email_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
         address = await asyncio.to_thread(stop)
         await _answer(update, "off" if address else "off_none", address=address)
+        raise ApplicationHandlerStop
+
+    if argument.lower() in emails.FREQUENCIES:
+        frequency = argument.lower()
+
+        def change():
+            with session_scope(engine) as session:
+                return emails.set_email_frequency(session, chat_id=chat.id, frequency=frequency)
+
+        sub = await asyncio.to_thread(change)
+        await _answer(
+            update,
+            "frequency" if sub else "off_none",
+            frequency=frequency,
+            address=sub.email if sub else None,
+            status=sub.email_status if sub else "none",
+        )
         raise ApplicationHandlerStop
 
     def ask():
