@@ -314,6 +314,18 @@ def cancel(engine: Engine, announcement_id: int, *, now: datetime | None = None)
         return progress(session, announcement_id)
 
 
+def discard(engine: Engine, announcement_id: int, *, now: datetime | None = None) -> None:
+    """Drop a draft; an announcement already queued is left alone (that is `cancel`)."""
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Announcement)
+            .where(Announcement.id == announcement_id, Announcement.state == "draft")
+            .values(state="cancelled", cancelled_at=now or utcnow())
+        )
+    if result.rowcount != 1:
+        raise BroadcastError("not_draft", ["this announcement was already sent or cancelled"])
+
+
 def get(session: Session, announcement_id: int) -> Announcement | None:
     return session.get(Announcement, announcement_id)
 

@@ -121,6 +121,9 @@ async def test_admin_cancels_while_sending_and_discards_a_draft(engine, world):
         for row in rows[:2]:
             row.state = "sent"
             s.add(row)
+    # A replayed "Cancel" (discard) of a queued announcement must not touch it.
+    replay = await tap(api, ADMIN, question.message_id, f"bc:x:{draft.id}", user_id=ADMIN)
+    assert "already sent" in replay["text"]
     answer = await tap(api, ADMIN, question.message_id, f"bc:stop:{draft.id}", user_id=ADMIN)
     assert answer["text"] == "Stopped."
     text = api.message(ADMIN, question.message_id)["text"]
@@ -163,3 +166,20 @@ async def test_non_admins_cannot_broadcast_by_command_or_forged_buttons(engine, 
     assert draft.state == "draft"
     with session_scope(engine) as s:
         assert s.exec(select(Outbox)).all() == []
+
+
+async def test_formatting_made_in_the_telegram_app_is_kept(engine, world):
+    api, _sink, _cfg, _app = world
+    await say(api, ADMIN, "/broadcast")
+    text = "Hello bold <3 https://x.org"
+    message = api._user_message(ADMIN, text, ADMIN, None, None, None, None)
+    message["entities"] = [
+        {"type": "bold", "offset": 6, "length": 4},
+        {"type": "url", "offset": 14, "length": 13},
+    ]
+    before = len(api.messages_for(ADMIN))
+    api.push_update({"message": message})
+    preview, _question = (await api.wait_messages(ADMIN, before + 2, within=10))[before:]
+    [draft] = announcements(engine)
+    assert draft.body == "Hello <b>bold</b> &lt;3 https://x.org"
+    assert preview.plain.endswith("Hello bold <3 https://x.org")

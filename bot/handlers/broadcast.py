@@ -100,10 +100,28 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     raise ApplicationHandlerStop(WAITING_TEXT)
 
 
+# Entities that are formatting the admin chose (links Telegram detects by itself are not).
+_FORMATTING = {
+    MessageEntity.BOLD,
+    MessageEntity.ITALIC,
+    MessageEntity.UNDERLINE,
+    MessageEntity.STRIKETHROUGH,
+    MessageEntity.SPOILER,
+    MessageEntity.CODE,
+    MessageEntity.PRE,
+    MessageEntity.TEXT_LINK,
+    MessageEntity.BLOCKQUOTE,
+    MessageEntity.EXPANDABLE_BLOCKQUOTE,
+    MessageEntity.CUSTOM_EMOJI,
+}
+
+
 def _admin_text(message: Message) -> str:
-    """Formatting made in the Telegram app arrives as entities: keep it as HTML; else the raw text."""
-    formatted = {e.type for e in message.entities or ()} - {MessageEntity.BOT_COMMAND}
-    return message.text_html if formatted else (message.text or "")
+    """Formatting made in the Telegram app arrives as entities: keep it as HTML; else the raw text
+    (which may itself be Telegram HTML typed by hand, checked later)."""
+    if any(e.type in _FORMATTING for e in message.entities or ()):
+        return message.text_html
+    return message.text or ""
 
 
 async def receive_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
@@ -189,7 +207,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             if not progress.finished and query.message is not None:
                 _follow(context.application, query.message, announcement_id)
         elif op == "x":
-            progress = await asyncio.to_thread(broadcast.cancel, engine, announcement_id)
+            await asyncio.to_thread(broadcast.discard, engine, announcement_id)
             if query.message is not None:
                 await _edit(
                     query.message, reply("broadcast_reply", case="discarded", id=announcement_id), None
