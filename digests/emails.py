@@ -321,6 +321,7 @@ def set_preferences(
     countries: list[str],
     sections: list[str],
     frequency: str,
+    limit: int | None = None,
 ) -> Subscriber:
     """Replace the subscriber's countries and sections, and set the email frequency."""
     subscriber = session.get(Subscriber, subscriber_id)
@@ -339,6 +340,8 @@ def set_preferences(
         if value is None:
             raise EmailError("unknown_term", term=name)
         wanted.add((catalog.SECTION, value))
+    if limit is not None and len(wanted) > limit:
+        raise EmailError("too_many_terms", limit=limit)
     existing = session.exec(select(Subscription).where(Subscription.subscriber_id == subscriber_id)).all()
     have = {(s.kind, s.value): s for s in existing}
     for key, row in have.items():

@@ -137,6 +137,7 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
                             countries=countries,
                             sections=sections,
                             frequency=frequency,
+                            limit=settings.max_subscriptions,
                         )
                     except emails.EmailError as exc:
                         session.rollback()
@@ -146,10 +147,13 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             problem = await run_in_threadpool(save)
             if problem == "gone":
                 return page("gone")
-            if problem:
+            if problem == "too_many_terms":
+                pass  # shown on the page below, with what is stored unchanged
+            elif problem:
                 # Only a hand-made form can send an unknown term or frequency.
                 return _invalid("the form held something we do not offer")
-            saved = True
+            else:
+                saved = True
 
         def read() -> tuple[Subscriber | None, list[str], list[str]]:
             with session_scope(engine) as session:
@@ -168,6 +172,7 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             subscriber=subscriber,
             action=action(request),
             saved=saved,
+            too_many=settings.max_subscriptions if problem == "too_many_terms" else None,
             chosen_countries=countries,
             other_countries=[c for c in catalog.countries() if c not in chosen],
             all_sections=list(catalog.sections()),

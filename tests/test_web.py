@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 from sqlmodel import select
 
-from digests import emails, tokens, web
+from digests import catalog, emails, tokens, web
 from digests.db import session_scope
 from digests.deliver import deliver_once_async
 from digests.models import Outbox, Subscriber, Subscription
@@ -191,6 +191,8 @@ async def test_preferences_change_countries_sections_and_frequency(engine, web_s
         assert r.status_code == 400
         r = await http.post(path, data={"frequency": "hourly"})
         assert r.status_code == 400
+        r = await http.post(path, data={"country": list(catalog.countries())[:120], "frequency": "weekly"})
+        assert r.status_code == 200 and "Not saved: you can follow at most 100" in r.text
     with session_scope(engine) as s:
         terms = sorted(s.exec(select(Subscription.value).where(Subscription.subscriber_id == ann)).all())
         assert terms == ["Czech Republic", "France", "Funding"]
