@@ -54,6 +54,9 @@ async def test_each_inbox_gets_its_digest_once_with_list_headers(engine, mail_se
         assert unsubscribe.startswith("<https://clapper.example.org/unsubscribe?token=")
         assert "<mailto:news@clapper.example.org?subject=unsubscribe" in unsubscribe
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        # On the wire, not just after decoding: mail providers read the header raw, and an
+        # RFC 2047-encoded List-Unsubscribe is not recognised.
+        assert b"\nList-Unsubscribe: <https://clapper.example.org/unsubscribe?token=" in got.raw
         assert row(engine, row_id).state == "sent"
     # One connection carried the whole batch.
     assert sink.connections == 1
