@@ -410,6 +410,8 @@ def add_reader(
     existing = by_address(session, reader.email)
     if existing is not None:
         raise EmailError("exists", f"{reader.email} is already known ({existing.email_status})")
+    if len(reader.countries) + len(reader.sections) > settings.max_subscriptions:
+        raise EmailError("too_many_terms", f"at most {settings.max_subscriptions} countries and sections")
     if not confirmed and not settings.public_base_url:
         raise EmailError(
             "no_web", "confirmation links need PUBLIC_BASE_URL (the web app); set it or use --confirmed"
