@@ -24,7 +24,7 @@ log = logging.getLogger("clapper.bot")
 
 # The menu Telegram shows; descriptions are what users read, so they live in a template.
 COMMANDS = ("start", "help", "subscribe", "unsubscribe", "list", "countries", "sections", "latest",
-            "settings", "frequency", "time", "timezone", "pause", "resume", "stop")
+            "settings", "frequency", "time", "timezone", "email", "verify", "pause", "resume", "stop")
 ADMIN_NOTICE_INTERVAL = 60.0  # seconds between two error notices to admins
 
 

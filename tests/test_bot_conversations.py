@@ -213,3 +213,12 @@ async def test_cap_on_subscriptions(api, engine, bot_settings):
         assert "the most a chat can" in tap.answer["text"] and tap.answer["show_alert"]
     assert followed(engine) == {"Belgium", "France", "Italy"}
     assert Term(SECTION, "Production") not in subscriptions.list_subscriptions(engine, CHAT)
+
+
+async def test_help_explains_every_command_in_the_menu(app, api):
+    me = Talk(api, CHAT)
+    reply = await me.say("/help")
+    for command in COMMANDS:
+        if command not in {"start", "help"}:
+            assert f"/{command}" in reply.plain, command
+    assert {c["command"] for c in api.commands} >= {"email", "verify"}
