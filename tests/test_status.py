@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
@@ -126,3 +127,15 @@ def test_cli_exits_non_zero_with_json_when_stuck(engine, settings, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert ": OK" in proc.stdout and "queued 1" in proc.stdout
+
+
+def test_cli_reports_an_unmigrated_database_without_migrating_it(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SMTP_"))}
+    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "LOG_LEVEL": "WARNING"}
+    proc = subprocess.run(
+        [*CLAPPER, "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "schema is not up to date" in json.loads(proc.stdout)["problems"][0]
+    with sqlite3.connect(tmp_path / "empty.db") as conn:  # a health check never writes
+        assert conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall() == []

@@ -6,13 +6,15 @@ import asyncio
 import json
 import logging
 from datetime import datetime
+from typing import NoReturn
 
 import typer
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy.exc import SQLAlchemyError
 
-from digests import runner, status
+from digests import db, logs, runner, status
 from digests.cli.common import setup
-from digests.config import TEMPLATES_DIR, Settings
+from digests.config import TEMPLATES_DIR, Settings, get_settings
 
 EXIT_CONFIG = runner.EXIT_CONFIG
 
@@ -83,18 +85,37 @@ def status_command(
     """Health: last ingest per source, queue depth, oldest message, deliveries in 24 h; exit 1 if stuck."""
     from datetime import timedelta
 
-    settings, engine = setup()
-    result = status.collect(
-        engine,
-        settings,
-        max_queue_age=timedelta(minutes=max_queue_age) if max_queue_age is not None else None,
-        max_ingest_intervals=max_ingest_intervals,
-    )
+    # A health check only reads: it must not migrate (and race the service doing so at start).
+    settings = get_settings()
+    logs.configure(settings)
+    engine = db.get_engine(settings.database_url)
+    try:
+        if not db.is_up_to_date(engine):
+            _unhealthy(
+                as_json,
+                "the database schema is not up to date: start `clapper run` or run `clapper db upgrade`",
+            )
+        result = status.collect(
+            engine,
+            settings,
+            max_queue_age=timedelta(minutes=max_queue_age) if max_queue_age is not None else None,
+            max_ingest_intervals=max_ingest_intervals,
+        )
+    except SQLAlchemyError as exc:
+        _unhealthy(as_json, f"the database cannot be read: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
         typer.echo(_render("cli/status.txt.j2", s=result, when=_when(result.now)), nl=False)
     raise typer.Exit(0 if result.healthy else 1)
+
+
+def _unhealthy(as_json: bool, problem: str) -> NoReturn:
+    if as_json:
+        typer.echo(json.dumps({"healthy": False, "problems": [problem]}, ensure_ascii=False))
+    else:
+        typer.echo(_render("cli/status_unreadable.txt.j2", problem=problem), nl=False)
+    raise typer.Exit(1)
 
 
 def _when(now: datetime):
