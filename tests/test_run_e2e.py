@@ -293,3 +293,51 @@ async def test_a_refused_token_is_reported_in_one_line(tmp_path):
     (error,) = [e for e in service.events() if e.get("event") == "run.config_error"]
     assert "@BotFather" in error["message"]
     assert "Traceback" not in service.log()
+
+
+async def test_sigterm_in_the_middle_of_sending_loses_nothing_and_repeats_nothing(tmp_path):
+    from digests import db
+    from tests.fakes.botapi import FakeBotAPI
+
+    url = f"sqlite:///{tmp_path / 'clapper.db'}"  # the worker's claims are the delivery tests' job
+    engine = db.init(url)
+    readers = [9000 + n for n in range(40)]
+    with session_scope(engine) as s:
+        for chat in readers:
+            reader = Subscriber(telegram_chat_id=chat, chat_type="private", frequency="instant")
+            s.add(reader)
+            s.flush()
+            s.add(Subscription(subscriber_id=reader.id, kind="country", value="Belgium"))
+    async with FakeBotAPI() as api, ListingSite() as site:
+        site.add("Shoot starts in Namur")
+        add_source(engine, site.url)
+        env = service_env(
+            url,
+            TELEGRAM_BOT_TOKEN=api.token,
+            TELEGRAM_API_BASE_URL=api.base_url,
+            TELEGRAM_API_FILE_URL=api.base_file_url,
+            TELEGRAM_MAX_RATE="10",  # 40 messages take 4 s: time to stop it half-way
+            INGEST_EVERY_MINUTES="60",
+        )
+        first = Service(tmp_path, env, "scheduler")
+        try:
+            await first.wait_until("the first sends", lambda: len(api.sent) >= 10)
+            rc = await first.terminate()
+        finally:
+            first.kill()
+        assert rc == 0, first.log()
+        states = outbox_states(engine)
+        assert "sending" not in states and states.get("queued", 0) > 0, states
+        assert states["sent"] == len(api.sent)  # every row marked sent was received, and no more
+
+        second = (
+            Service(tmp_path / "again", env, "scheduler") if (tmp_path / "again").mkdir() is None else None
+        )
+        try:
+            await second.wait_until("the rest", lambda: len(api.sent) >= len(readers))
+            await asyncio.sleep(1)
+            assert await second.terminate() == 0, second.log()
+        finally:
+            second.kill()
+    assert outbox_states(engine) == {"sent": len(readers)}
+    assert sorted(m.chat_id for m in api.sent) == readers  # each reader once
