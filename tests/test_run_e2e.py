@@ -330,9 +330,8 @@ async def test_sigterm_in_the_middle_of_sending_loses_nothing_and_repeats_nothin
         assert "sending" not in states and states.get("queued", 0) > 0, states
         assert states["sent"] == len(api.sent)  # every row marked sent was received, and no more
 
-        second = (
-            Service(tmp_path / "again", env, "scheduler") if (tmp_path / "again").mkdir() is None else None
-        )
+        (tmp_path / "again").mkdir()
+        second = Service(tmp_path / "again", env, "scheduler")
         try:
             await second.wait_until("the rest", lambda: len(api.sent) >= len(readers))
             await asyncio.sleep(1)
