@@ -34,7 +34,7 @@ class TickReport:
 
 
 def ingest(engine: Engine, settings: Settings, *, now: datetime, names: list[str] | None = None) -> Any:
-    """Fetch every enabled source that is not backing off (helper A's run_sources)."""
+    """Fetch every enabled source that is not backing off (digests.ingest.run_sources)."""
     from digests.ingest import run_sources
 
     report = run_sources(engine, settings, names=names, now=now)

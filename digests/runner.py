@@ -4,10 +4,10 @@ in ONE asyncio loop, stopped cleanly by Ctrl-C or SIGTERM.
 This is the composition root, so it is the one place in digests/ that imports bot/ (lazily, so
 `clapper scheduler` runs without python-telegram-bot handlers loaded).
 
-Stopping: the stop event ends polling first (no new commands), then the scheduler finishes the job
-it is running (its database work is one transaction per step, so nothing is half-written), then
-the worker finishes its in-flight sends (rows it had not started go back to the queue, by helper
-C2's claim/release), then the web server.
+Stopping: one event tells every part, and each finishes what it has in flight: polling ends and
+running handlers complete; the scheduler finishes its current job (one transaction per step, so
+nothing is half-written); the worker finishes its in-flight sends and gives claimed, unsent rows
+back to the queue (digests.deliver.run_worker); the web server closes its connections.
 """
 
 from __future__ import annotations
