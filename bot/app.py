@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
 
 from bot import render
 from bot.common import call
@@ -25,6 +25,7 @@ log = logging.getLogger("clapper.bot")
 # The menu Telegram shows; descriptions are what users read, so they live in a template.
 COMMANDS = ("start", "help", "subscribe", "unsubscribe", "list", "countries", "sections", "latest",
             "settings", "frequency", "time", "timezone", "email", "verify", "pause", "resume", "stop")
+REPLY_RETRIES = 3
 ADMIN_NOTICE_INTERVAL = 60.0  # seconds between two error notices to admins
 
 
@@ -51,6 +52,9 @@ def build_application(settings: Settings, engine: Engine) -> Application:
         .defaults(Defaults(parse_mode=ParseMode.HTML,
                            link_preview_options=LinkPreviewOptions(is_disabled=True)))
         .post_init(_post_init)
+        # Replies must not be lost to flood control (a reader typing two commands in a second hits
+        # Telegram's ~1/s per chat): wait out a 429 and retry. Digests have their own limiter.
+        .rate_limiter(AIORateLimiter(max_retries=REPLY_RETRIES))
         .build()
     )
     application.bot_data["settings"] = settings

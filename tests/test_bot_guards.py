@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from digests import subscriptions
 from digests.db import session_scope
 from digests.models import Outbox, Source, Subscriber
+from bot.app import build_application, polling
 from tests import bot_harness
+from tests.fakes.botapi import FakeBotAPI
 from tests.bot_harness import ADMIN, Talk
 
 api, app, bot_settings = bot_harness.api, bot_harness.app, bot_harness.bot_settings
@@ -153,14 +155,28 @@ async def test_reply_to_a_blocked_chat_marks_it(app, api, engine, bot_settings):
     assert not subscriptions.chat_settings(engine, bot_settings, 900).blocked
 
 
-async def test_flood_control_is_logged_not_reported(app, api, caplog):
-    caplog.set_level(logging.INFO, logger="clapper.bot")
+async def test_flood_control_is_waited_out_and_the_reply_arrives(app, api):
     me = Talk(api, 950)
-    api.inject_errors("429", count=1, chat_id=950, retry_after=2)
-    update = api.push_message(950, "/list")
-    assert "follows nothing" in (await me.say("/list")).plain  # the next update is answered
-    assert api.messages_for(ADMIN) == [] and len(api.messages_for(950)) == 1
-    assert any(f"update {update['update_id']}: flood control" in r.getMessage() for r in caplog.records)
+    api.inject_errors("429", count=1, chat_id=950, retry_after=1)
+    reply = await me.say("/list")
+    assert "follows nothing" in reply.plain
+    assert len(api.messages_for(950)) == 1 and api.messages_for(ADMIN) == []
+    assert [r["status"] for r in api.rejected if r["chat_id"] in (950, "950")] == [429]
+
+
+async def test_quick_commands_under_the_per_chat_limit_lose_no_reply(settings, engine):
+    # Telegram allows about one message a second per chat; a reader typing fast must still get
+    # every answer, later rather than never.
+    async with FakeBotAPI(per_chat_interval=1.0) as server:
+        tuned = settings.model_copy(update={
+            "telegram_bot_token": server.token, "telegram_api_base_url": server.base_url,
+            "telegram_api_file_url": server.base_file_url})
+        async with polling(build_application(tuned, engine), long_poll=1):
+            for text in ("/list", "/settings", "/help"):
+                server.push_message(960, text)
+            replies = await server.wait_messages(960, 3, within=15)
+    assert "follows nothing" in replies[0].plain and "Clapper commands" in replies[2].plain
+    assert any(r["status"] == 429 for r in server.rejected)  # the limit was really hit
 
 
 async def test_group_upgraded_to_supergroup_keeps_its_subscriptions(app, api, engine):
