@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from digests.catalog import COUNTRY, SECTION
 from digests.models import Article, ArticleTag, Source
-from digests.sources import ParsedArticle
+from digests.sources import ParsedArticle, article_json
 
 _CHUNK = 500  # bound parameters per IN (…): SQLite allows 32766, but keep statements small
 
@@ -35,15 +35,7 @@ class ArticleView:
     countries: tuple[str, ...]
 
     def as_json(self) -> dict[str, object]:
-        """The public `--json` form: exactly these keys."""
-        return {
-            "title": self.title,
-            "summary": self.summary,
-            "url": self.url,
-            "published": self.published.isoformat(),
-            "sections": list(self.sections),
-            "countries": list(self.countries),
-        }
+        return article_json(self)
 
 
 @dataclass(slots=True)

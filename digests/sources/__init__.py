@@ -9,6 +9,18 @@ ARTICLE = "article"
 INTERVIEW = "interview"
 
 
+def article_json(article) -> dict[str, object]:
+    """The public one-line JSON form (`--json`); other tools depend on exactly these keys."""
+    return {
+        "title": article.title,
+        "summary": article.summary,
+        "url": article.url,
+        "published": article.published.isoformat(),
+        "sections": list(article.sections),
+        "countries": list(article.countries),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedArticle:
     """One article as a source shows it; tags are canonical catalog names."""
@@ -22,15 +34,7 @@ class ParsedArticle:
     kind: str = ARTICLE
 
     def as_json(self) -> dict[str, object]:
-        """The public one-line JSON form (`--json`); other tools depend on exactly these keys."""
-        return {
-            "title": self.title,
-            "summary": self.summary,
-            "url": self.url,
-            "published": self.published.isoformat(),
-            "sections": list(self.sections),
-            "countries": list(self.countries),
-        }
+        return article_json(self)
 
 
 @dataclass(slots=True)
