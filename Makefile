@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/clapper demo
 
-## test: set up and run the whole test suite
+## test: set up, lint, and run the whole test suite
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## run: the long-running service (bot + scheduler + delivery)

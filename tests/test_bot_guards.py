@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from bot.app import build_application, polling
 from digests import subscriptions
 from digests.db import session_scope
 from digests.models import Outbox, Source, Subscriber
-from bot.app import build_application, polling
 from tests import bot_harness
-from tests.fakes.botapi import FakeBotAPI
 from tests.bot_harness import ADMIN, Talk
+from tests.fakes.botapi import FakeBotAPI
 
 api, app, bot_settings = bot_harness.api, bot_harness.app, bot_harness.bot_settings
 

@@ -7,7 +7,8 @@ from digests.models import Subscriber, Subscription
 
 def test_migrations_create_every_table_and_match_models(engine):
     names = set(inspect(engine).get_table_names())
-    assert {"article", "articletag", "source", "subscriber", "subscription", "outbox", "announcement"} <= names
+    tables = {"article", "articletag", "source", "subscriber", "subscription", "outbox", "announcement"}
+    assert tables <= names
     assert db.is_up_to_date(engine)
     # alembic check: the models and the migrations describe the same schema
     from alembic import command
