@@ -177,10 +177,10 @@ async def test_run_worker_drains_and_stops_in_process(engine, settings):
     assert total.sent == 2 and len(api.sent) == 1 and len(sink.messages) == 1
 
 
+# Several workers need PostgreSQL's row locks; SQLite runs one worker, so there is no SQLite case.
 @pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_three_workers_on_postgres_send_each_message_once(engine, db_url, tmp_path):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("several workers need PostgreSQL row locks; SQLite runs one worker")
     chats = list(range(7000, 7030))
     for chat in chats:
         sub = add_subscriber(engine, chat_id=chat, email=f"r{chat}@example.org")

@@ -212,10 +212,10 @@ def test_counts_by_state(engine):
     assert outbox.counts_by_channel(engine)["telegram"]["sending"] == 1
 
 
+# Several workers need PostgreSQL's row locks; SQLite runs one worker, so there is no SQLite case.
 @pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_concurrent_claims_on_postgres_are_disjoint(engine):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("row locks are a PostgreSQL feature; SQLite runs one worker")
     ids = {_add(engine, recipient=str(i), key=str(i)) for i in range(300)}
     results: dict[str, list[int]] = {}
     barrier = threading.Barrier(4)
