@@ -37,5 +37,9 @@ def configure(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    # httpx logs every request at INFO, which drowns the events that matter.
+    # httpx logs every request at INFO, and alembic says "Context impl SQLiteImpl" on every command
+    # even with nothing to migrate: both drown the events that matter. Migrations applied are still
+    # logged (alembic.runtime.migration "Running upgrade …") at DEBUG and by db.upgrade itself.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if root.level > logging.DEBUG:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
