@@ -18,8 +18,9 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -36,7 +37,9 @@ TICK_SECONDS = 1.0
 
 @dataclass
 class Parts:
-    bot: bool = True
+    # The bot's application factory (bot.app.build_application), handed in by the CLI: the core
+    # never imports bot/ itself. None: no bot.
+    bot: Callable[[Settings, Engine], Any] | None = None
     scheduler: bool = True
     worker: bool = True
     web: bool = False
@@ -44,14 +47,6 @@ class Parts:
 
 def worker_id(prefix: str = "run") -> str:
     return f"{prefix}:{socket.gethostname()}:{os.getpid()}"
-
-
-def web_available() -> bool:
-    try:
-        import digests.web  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 async def scheduler_loop(sched: ServiceScheduler, stop: asyncio.Event) -> None:
@@ -67,12 +62,10 @@ class ConfigError(Exception):
     """A setting the service cannot run with; reported in one line, exit status 78, no traceback."""
 
 
-async def _bot(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
+async def _bot(settings: Settings, engine: Engine, stop: asyncio.Event, build: Callable) -> None:
     from telegram.error import InvalidToken
 
-    from bot.app import build_application
-
-    application = build_application(settings, engine)
+    application = build(settings, engine)
     try:
         await application.initialize()
     except InvalidToken as exc:
@@ -94,7 +87,7 @@ async def _web(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
 
     from digests import web
 
-    app = web.create_app(settings, engine) if hasattr(web, "create_app") else web.app
+    app = web.create_app(settings, engine)
 
     class _Server(uvicorn.Server):
         # uvicorn would take over SIGINT/SIGTERM and re-raise them on exit; the runner owns them.
@@ -152,8 +145,8 @@ async def serve(
 
     wid = worker_id()
     coros: dict[str, Awaitable[None]] = {}
-    if parts.bot:
-        coros["bot"] = _bot(settings, engine, stop)
+    if parts.bot is not None:
+        coros["bot"] = _bot(settings, engine, stop, parts.bot)
     if parts.scheduler:
         coros["scheduler"] = scheduler_loop(scheduler or ServiceScheduler(engine, settings), stop)
     if parts.worker:

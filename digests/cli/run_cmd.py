@@ -44,32 +44,27 @@ def _tell(settings: Settings, message: str, event: str) -> None:
         typer.echo(message, err=True, nl=False)
 
 
-def _web_part(settings: Settings) -> bool:
-    if not settings.public_base_url:
-        return False
-    if not runner.web_available():
-        message = "PUBLIC_BASE_URL is set but this build has no web module; the web pages are off.\n"
-        _tell(settings, message, "run.no_web")
-        return False
-    return True
-
-
 def run() -> None:
     """The service: Telegram bot, scheduler (ingest + digests) and delivery worker in one process."""
     settings, engine = setup()
-    web = _web_part(settings)
+    web = bool(settings.public_base_url)
     if not settings.telegram_enabled:
         _tell(settings, _setup_message(settings, web), "run.setup_hint")
         if not settings.email_enabled:
             raise typer.Exit(EXIT_CONFIG)
-    parts = runner.Parts(bot=settings.telegram_enabled, scheduler=True, worker=True, web=web)
+    bot = None
+    if settings.telegram_enabled:
+        from bot.app import build_application  # telegram.ext loads only when the bot runs
+
+        bot = build_application
+    parts = runner.Parts(bot=bot, scheduler=True, worker=True, web=web)
     raise typer.Exit(asyncio.run(runner.serve(settings, engine, parts)))
 
 
 def scheduler() -> None:
     """Scheduler and delivery worker without the bot (for deployments that run the bot elsewhere)."""
     settings, engine = setup()
-    parts = runner.Parts(bot=False, scheduler=True, worker=True, web=False)
+    parts = runner.Parts(bot=None, scheduler=True, worker=True, web=False)
     raise typer.Exit(asyncio.run(runner.serve(settings, engine, parts)))
 
 
