@@ -9,6 +9,7 @@ the mail client's one-click POST.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
@@ -58,19 +59,31 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
     def action(request: Request) -> str:
         return f"{request.url.path}?token={request.query_params.get('token', '')}"
 
+    def signed(purpose: str, handler: Callable[[Request, int], Awaitable[Response]]):
+        """The endpoint for `handler`, which runs only with a valid `purpose` token in the URL."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                subscriber_id = subscriber_for(request, purpose)
+            except tokens.InvalidToken as exc:
+                return _invalid(str(exc))
+            return await handler(request, subscriber_id)
+
+        return endpoint
+
+    async def one_button(request: Request, name: str, subscriber_id: int) -> Response:
+        """The GET of a page whose POST makes the change: it shows the button and changes nothing."""
+        subscriber = await run_in_threadpool(load, subscriber_id)
+        if subscriber is None or subscriber.email is None:
+            return page("gone")
+        return page(name, subscriber=subscriber, action=action(request), done=False)
+
     async def healthz(_request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    async def confirm(request: Request) -> Response:
-        try:
-            subscriber_id = subscriber_for(request, "confirm")
-        except tokens.InvalidToken as exc:
-            return _invalid(str(exc))
+    async def confirm(request: Request, subscriber_id: int) -> Response:
         if request.method == "GET":
-            subscriber = await run_in_threadpool(load, subscriber_id)
-            if subscriber is None or subscriber.email is None:
-                return page("gone")
-            return page("confirm", subscriber=subscriber, action=action(request), done=False)
+            return await one_button(request, "confirm", subscriber_id)
 
         def do() -> tuple[Subscriber | None, str | None]:
             with session_scope(engine) as session:
@@ -92,16 +105,9 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             preferences_url=tokens.link(settings, subscriber_id, "preferences"),
         )
 
-    async def unsubscribe(request: Request) -> Response:
-        try:
-            subscriber_id = subscriber_for(request, "unsubscribe")
-        except tokens.InvalidToken as exc:
-            return _invalid(str(exc))
+    async def unsubscribe(request: Request, subscriber_id: int) -> Response:
         if request.method == "GET":
-            subscriber = await run_in_threadpool(load, subscriber_id)
-            if subscriber is None or subscriber.email is None:
-                return page("gone")
-            return page("unsubscribe", subscriber=subscriber, action=action(request), done=False)
+            return await one_button(request, "unsubscribe", subscriber_id)
 
         # RFC 8058: the body ("List-Unsubscribe=One-Click") carries nothing we need, the token is
         # in the URL, there are no cookies, and the answer is a 200, never a redirect.
@@ -115,11 +121,7 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         log.info("email unsubscribed", extra={"subscriber_id": subscriber_id})
         return page("unsubscribe", subscriber=subscriber, done=True)
 
-    async def preferences(request: Request) -> Response:
-        try:
-            subscriber_id = subscriber_for(request, "preferences")
-        except tokens.InvalidToken as exc:
-            return _invalid(str(exc))
+    async def preferences(request: Request, subscriber_id: int) -> Response:
         saved = False
         problem = None
         if request.method == "POST":
@@ -187,9 +189,9 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
-            Route("/confirm", confirm, methods=["GET", "POST"]),
-            Route("/unsubscribe", unsubscribe, methods=["GET", "POST"]),
-            Route("/preferences", preferences, methods=["GET", "POST"]),
+            Route("/confirm", signed("confirm", confirm), methods=["GET", "POST"]),
+            Route("/unsubscribe", signed("unsubscribe", unsubscribe), methods=["GET", "POST"]),
+            Route("/preferences", signed("preferences", preferences), methods=["GET", "POST"]),
         ],
         exception_handlers={404: not_found},
     )
