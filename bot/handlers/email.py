@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import Update
+from telegram import Chat, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, ContextTypes
 
@@ -29,24 +29,25 @@ async def _answer(update: Update, case: str, **values: object) -> None:
     )
 
 
-async def email_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/email ADDRESS asks for a code; /email daily|weekly|instant; /email off; /email alone: the state."""
+async def _private_chat(update: Update) -> Chat:
+    """The chat of a command that only works in private; anywhere else stop (after saying so)."""
     chat = update.effective_chat
     if update.effective_message is None or chat is None:
         raise ApplicationHandlerStop
     if chat.type != ChatType.PRIVATE:
         await _answer(update, "private_only")
         raise ApplicationHandlerStop
+    return chat
+
+
+async def email_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/email ADDRESS asks for a code; /email daily|weekly|instant; /email off; /email alone: the state."""
+    chat = await _private_chat(update)
     settings, engine = deps(context)
     argument = " ".join(context.args or [])[:MAX_ARGUMENT].strip()
 
     if not argument:
-
-        def read():
-            with session_scope(engine) as session:
-                return emails.status(session, chat_id=chat.id)
-
-        sub = await asyncio.to_thread(read)
+        sub = await asyncio.to_thread(_read_status, engine, chat.id)
         await _answer(
             update,
             "status",
@@ -112,12 +113,7 @@ def _read_status(engine, chat_id: int):
 
 async def verify_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/verify CODE: the code from the confirmation email."""
-    chat = update.effective_chat
-    if update.effective_message is None or chat is None:
-        raise ApplicationHandlerStop
-    if chat.type != ChatType.PRIVATE:
-        await _answer(update, "private_only")
-        raise ApplicationHandlerStop
+    chat = await _private_chat(update)
     code = "".join(context.args or [])[:32]
     if not code:
         await _answer(update, "usage_verify")
