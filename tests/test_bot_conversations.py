@@ -222,3 +222,9 @@ async def test_help_explains_every_command_in_the_menu(app, api):
         if command not in {"start", "help"}:
             assert f"/{command}" in reply.plain, command
     assert {c["command"] for c in api.commands} >= {"email", "verify"}
+
+
+async def test_each_unknown_word_gets_its_own_line(app, api):
+    reply = await Talk(api, CHAT).say("/subscribe frnace, Prodution")
+    lines = [line for line in reply.plain.splitlines() if line.startswith("❓")]
+    assert len(lines) == 2 and "frnace" in lines[0] and "Prodution" in lines[1]
