@@ -126,40 +126,23 @@ class Deliverer:
             await self._db(outbox.mark_dead, e, row.id, worker_id=w, error=outcome.error or "")
             log.error("message %s to %s is dead: %s", row.id, row.recipient, outcome.error)
             report.dead += 1
-        elif status == "blocked":
+        elif status in ("blocked", "bounced"):
+            blocked = status == "blocked"
             cancelled = await self._db(
-                outbox.mark_blocked,
+                outbox.mark_blocked if blocked else outbox.mark_bounced,
                 e,
                 row.id,
                 worker_id=w,
                 subscriber_id=row.subscriber_id,
                 recipient=row.recipient,
-                error=outcome.error or "blocked",
+                error=outcome.error or status,
             )
-            log.info(
-                "chat %s is gone (%s); %d queued message(s) cancelled",
-                row.recipient,
-                outcome.error,
-                cancelled,
-            )
-            report.blocked += 1
-        elif status == "bounced":
-            cancelled = await self._db(
-                outbox.mark_bounced,
-                e,
-                row.id,
-                worker_id=w,
-                subscriber_id=row.subscriber_id,
-                recipient=row.recipient,
-                error=outcome.error or "bounced",
-            )
-            log.info(
-                "address %s bounced (%s); %d queued message(s) cancelled",
-                row.recipient,
-                outcome.error,
-                cancelled,
-            )
-            report.bounced += 1
+            what = "chat %s is gone" if blocked else "address %s bounced"
+            log.info(what + " (%s); %d queued message(s) cancelled", row.recipient, outcome.error, cancelled)
+            if blocked:
+                report.blocked += 1
+            else:
+                report.bounced += 1
         elif status == "cancelled":
             await self._db(outbox.mark_cancelled, e, row.id, worker_id=w, reason=outcome.error or "cancelled")
             report.cancelled += 1
