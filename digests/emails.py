@@ -18,13 +18,13 @@ from sqlmodel import Session, select
 
 from digests import catalog, compose, outbox, tokens
 from digests.config import Settings
+from digests.due import FREQUENCIES
 from digests.models import Outbox, Subscriber, Subscription, utcnow
 
 CODE_TTL = timedelta(minutes=30)
 MAX_ATTEMPTS = 5
 # A second code within this delay is refused, so /email cannot be used to flood someone's inbox.
 RESEND_AFTER = timedelta(seconds=60)
-FREQUENCIES = ("instant", "daily", "weekly")
 
 
 class EmailError(ValueError):

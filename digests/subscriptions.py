@@ -23,9 +23,9 @@ from digests import catalog, store
 from digests.catalog import COUNTRY, SECTION, Term
 from digests.config import Settings
 from digests.db import session_scope
+from digests.due import FREQUENCIES
 from digests.models import Outbox, Source, Subscriber, Subscription, utcnow
 
-FREQUENCIES = ("instant", "daily", "weekly")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MAX_ARGUMENT_CHARS = 1000  # longer arguments are refused before parsing
 MAX_TERMS_PER_COMMAND = 50
