@@ -412,13 +412,23 @@ def counts(engine: Engine, *, channel: str | None = None) -> dict[str, int]:
     }
 
 
-def counts_by_channel(engine: Engine) -> dict[str, dict[str, int]]:
-    """{channel: {state: rows}} for status pages."""
-    with session_scope(engine) as session:
-        rows = session.exec(
-            select(Outbox.channel, Outbox.state, func.count()).group_by(Outbox.channel, Outbox.state)
-        ).all()
-    result: dict[str, dict[str, int]] = {}
-    for channel, state, n in rows:
-        result.setdefault(channel, {s: 0 for s in STATES})[state] = int(n)
-    return result
+def sent_since(session: Session, since: datetime) -> dict[str, int]:
+    """{channel: rows sent at or after `since`}, for status and stats."""
+    rows = session.exec(
+        select(Outbox.channel, func.count())
+        .where(Outbox.state == "sent", Outbox.sent_at >= since)
+        .group_by(Outbox.channel)
+    ).all()
+    return {channel: int(n) for channel, n in rows}
+
+
+def dead_since(session: Session, since: datetime) -> int:
+    """Rows given up on since `since`, for status and stats."""
+    # Dead rows carry no timestamp of their own; the last attempt is the closest we have.
+    return int(
+        session.exec(
+            select(func.count())
+            .select_from(Outbox)
+            .where(Outbox.state == "dead", Outbox.next_attempt_at >= since)
+        ).one()
+    )

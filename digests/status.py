@@ -104,17 +104,8 @@ def collect(
             .select_from(Outbox)
             .where(Outbox.state == "sending", Outbox.claimed_at < now - max_queue_age)
         ).one()
-        sent_rows = session.exec(
-            select(Outbox.channel, func.count())
-            .where(Outbox.state == "sent", Outbox.sent_at >= day_ago)
-            .group_by(Outbox.channel)
-        ).all()
-        # Dead rows carry no timestamp of their own; the last attempt is the closest we have.
-        dead_24h = session.exec(
-            select(func.count())
-            .select_from(Outbox)
-            .where(Outbox.state == "dead", Outbox.next_attempt_at >= day_ago)
-        ).one()
+        sent_24h = outbox.sent_since(session, day_ago)
+        dead_24h = outbox.dead_since(session, day_ago)
 
     successes = [s.last_success_at for s in sources if s.enabled and s.last_success_at]
     status = Status(
@@ -125,8 +116,8 @@ def collect(
         oldest_ready_since=_aware(oldest_ready[1]) if oldest_ready else None,
         oldest_queued_at=_aware(oldest_queued_at),
         stale_sending=int(stale_sending),
-        sent_24h={channel: int(n) for channel, n in sent_rows},
-        dead_24h=int(dead_24h),
+        sent_24h=sent_24h,
+        dead_24h=dead_24h,
         last_ingest_success_at=max(successes) if successes else None,
     )
 

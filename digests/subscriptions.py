@@ -19,7 +19,7 @@ from sqlalchemy import delete, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from digests import catalog, store
+from digests import catalog, outbox, store
 from digests.catalog import COUNTRY, SECTION, Term
 from digests.config import Settings
 from digests.db import session_scope
@@ -477,12 +477,8 @@ def stats(engine: Engine, *, now: datetime | None = None, top: int = 5) -> Stats
         sources = [SourceLine(s.name, s.enabled, s.last_success_at, s.last_error, s.error_count,
                               s.last_new_articles)
                    for s in session.exec(select(Source).order_by(Source.name))]
-        sent = {channel: int(n) for channel, n in session.exec(
-            select(Outbox.channel, func.count()).where(Outbox.state == "sent", Outbox.sent_at >= today)
-            .group_by(Outbox.channel))}
-        # Dead rows carry no time of their own; their last attempt time is the closest there is.
-        failed = int(session.exec(select(func.count()).select_from(Outbox).where(
-            Outbox.state == "dead", Outbox.next_attempt_at >= today)).one())
+        sent = outbox.sent_since(session, today)
+        failed = outbox.dead_since(session, today)
         retrying = int(session.exec(select(func.count()).select_from(Outbox).where(
             col(Outbox.state).in_(("queued", "failed")), Outbox.attempts > 0)).one())
         return Stats(telegram, email, top_values(COUNTRY), top_values(SECTION), sources, sent, failed,

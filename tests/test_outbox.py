@@ -209,7 +209,7 @@ def test_counts_by_state(engine):
         "cancelled": 0,
     }
     assert outbox.counts(engine, channel="email")["queued"] == 1
-    assert outbox.counts_by_channel(engine)["telegram"]["sending"] == 1
+    assert outbox.counts(engine, channel="telegram")["sending"] == 1
 
 
 # Several workers need PostgreSQL's row locks; SQLite runs one worker, so there is no SQLite case.
