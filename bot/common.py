@@ -15,6 +15,7 @@ from telegram.ext import ContextTypes
 
 from bot import render
 from digests.config import Settings
+from digests.db import session_scope
 from digests.subscriptions import Chat
 
 log = logging.getLogger("clapper.bot")
@@ -31,6 +32,16 @@ def deps(context: Context) -> tuple[Settings, Engine]:
 async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a (blocking, database) service function without stalling the bot's event loop."""
     return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def in_session(engine: Engine, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """`call` for a service function that takes a session: `fn(session, …)` in one transaction."""
+
+    def run() -> T:
+        with session_scope(engine) as session:
+            return fn(session, *args, **kwargs)
+
+    return await asyncio.to_thread(run)
 
 
 def chat_of(update: Update) -> Chat:

@@ -32,7 +32,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.common import deps, is_admin
+from bot.common import deps, in_session, is_admin
 from bot.render import reply
 from digests import broadcast, compose, telegram_html
 from digests.db import session_scope
@@ -256,18 +256,13 @@ def _follow(application: Application, message: Message, announcement_id: int) ->
 async def _follow_loop(application: Application, message: Message, announcement_id: int) -> None:
     settings, engine = application.bot_data["settings"], application.bot_data["engine"]
     last = None
-
-    def read() -> broadcast.Progress:
-        with session_scope(engine) as session:
-            return broadcast.progress(session, announcement_id)
-
     # PTB's Application.stop() waits for tasks made with create_task: stop following when it stops.
     while application.running:
         await asyncio.sleep(settings.broadcast_progress_seconds)
         if not application.running:
             return
         try:
-            progress = await asyncio.to_thread(read)
+            progress = await in_session(engine, broadcast.progress, announcement_id)
             if progress.finished:
                 await _show(message, progress, final=True)
                 return
@@ -298,15 +293,10 @@ async def announcements(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if not is_admin(update, settings):
         await _say(update.effective_message, "not_admin")
         raise ApplicationHandlerStop
-
-    def read():
-        with session_scope(engine) as session:
-            return broadcast.history(session, limit=10)
-
     if update.effective_chat is None or update.effective_chat.type != ChatType.PRIVATE:
         await _say(update.effective_message, "private_only")
         raise ApplicationHandlerStop
-    rows = await asyncio.to_thread(read)
+    rows = await in_session(engine, broadcast.history, limit=10)
     await _say(update.effective_message, "list", rows=rows, excerpt=_excerpt)
     raise ApplicationHandlerStop
 

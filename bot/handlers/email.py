@@ -5,17 +5,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from telegram import Chat, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, ContextTypes
 
-from bot.common import deps
+from bot.common import deps, in_session
 from bot.render import reply
 from digests import emails
-from digests.db import session_scope
 
 log = logging.getLogger(__name__)
 # Before the catch-all handlers of other modules (group 0), which must not answer these too.
@@ -47,7 +45,7 @@ async def email_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     argument = " ".join(context.args or [])[:MAX_ARGUMENT].strip()
 
     if not argument:
-        sub = await asyncio.to_thread(_read_status, engine, chat.id)
+        sub = await in_session(engine, emails.status, chat_id=chat.id)
         await _answer(
             update,
             "status",
@@ -58,23 +56,13 @@ async def email_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         raise ApplicationHandlerStop
 
     if argument.lower() in ("off", "stop", "none"):
-
-        def stop():
-            with session_scope(engine) as session:
-                return emails.off(session, chat_id=chat.id)
-
-        address = await asyncio.to_thread(stop)
+        address = await in_session(engine, emails.off, chat_id=chat.id)
         await _answer(update, "off" if address else "off_none", address=address)
         raise ApplicationHandlerStop
 
     if argument.lower() in emails.FREQUENCIES:
         frequency = argument.lower()
-
-        def change():
-            with session_scope(engine) as session:
-                return emails.set_email_frequency(session, chat_id=chat.id, frequency=frequency)
-
-        sub = await asyncio.to_thread(change)
+        sub = await in_session(engine, emails.set_email_frequency, chat_id=chat.id, frequency=frequency)
         await _answer(
             update,
             "frequency" if sub else "off_none",
@@ -84,17 +72,15 @@ async def email_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         )
         raise ApplicationHandlerStop
 
-    def ask():
-        with session_scope(engine) as session:
-            return emails.request(session, settings, chat_id=chat.id, address=argument, chat_type=chat.type)
-
     try:
-        sent = await asyncio.to_thread(ask)
+        sent = await in_session(
+            engine, emails.request, settings, chat_id=chat.id, address=argument, chat_type=chat.type
+        )
     except emails.EmailError as exc:
         values = dict(exc.extra)
         if exc.reason == "already_confirmed":
             values["frequency"] = "weekly"
-            sub = await asyncio.to_thread(_read_status, engine, chat.id)
+            sub = await in_session(engine, emails.status, chat_id=chat.id)
             if sub is not None:
                 values["frequency"] = sub.email_frequency
         await _answer(update, exc.reason, detail=exc.detail, **values)
@@ -106,11 +92,6 @@ async def email_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     raise ApplicationHandlerStop
 
 
-def _read_status(engine, chat_id: int):
-    with session_scope(engine) as session:
-        return emails.status(session, chat_id=chat_id)
-
-
 async def verify_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/verify CODE: the code from the confirmation email."""
     chat = await _private_chat(update)
@@ -119,12 +100,7 @@ async def verify_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await _answer(update, "usage_verify")
         raise ApplicationHandlerStop
     settings, engine = deps(context)
-
-    def check():
-        with session_scope(engine) as session:
-            return emails.verify(session, settings, chat_id=chat.id, code=code)
-
-    result = await asyncio.to_thread(check)
+    result = await in_session(engine, emails.verify, settings, chat_id=chat.id, code=code)
     if result.ok:
         log.info("email confirmed by code", extra={"chat_id": chat.id})
         await _answer(update, "verified", address=result.address, frequency=result.frequency)
