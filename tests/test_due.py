@@ -113,6 +113,19 @@ def test_instant_is_always_due_from_the_watermark():
     ) == utc(2026, 1, 1)
 
 
+def daily_around(zone: str, day: tuple[int, int, int], at: str) -> list[datetime]:
+    """Daily digests at `at` sent over four days, from two local days before `day`."""
+    start = (datetime(*day, tzinfo=ZoneInfo(zone)) - timedelta(days=2)).astimezone(UTC)
+    return simulate(
+        start=start,
+        end=start + timedelta(days=4),
+        frequency="daily",
+        timezone=zone,
+        delivery_time=at,
+        weekly_day=0,
+    )
+
+
 # (zone, day of the change, wall time in the gap, expected UTC instant = end of the gap)
 SPRING = [
     ("Europe/Brussels", (2026, 3, 29), "02:30", utc(2026, 3, 29, 1, 0)),
@@ -125,15 +138,7 @@ SPRING = [
 @pytest.mark.parametrize(("zone", "day", "at", "expected"), SPRING)
 def test_spring_gap_sends_at_the_end_of_the_gap_once(zone, day, at, expected):
     tz = ZoneInfo(zone)
-    start = datetime(*day, tzinfo=tz) - timedelta(days=2)
-    sent = simulate(
-        start=start.astimezone(UTC),
-        end=start.astimezone(UTC) + timedelta(days=4),
-        frequency="daily",
-        timezone=zone,
-        delivery_time=at,
-        weekly_day=0,
-    )
+    sent = daily_around(zone, day, at)
     assert expected in sent
     local_days = [s.astimezone(tz).date() for s in sent]
     assert len(local_days) == len(set(local_days)) == 4
@@ -154,15 +159,7 @@ AUTUMN = [
 @pytest.mark.parametrize(("zone", "day", "at", "expected"), AUTUMN)
 def test_autumn_fold_sends_at_the_first_occurrence_only(zone, day, at, expected):
     tz = ZoneInfo(zone)
-    start = datetime(*day, tzinfo=tz) - timedelta(days=2)
-    sent = simulate(
-        start=start.astimezone(UTC),
-        end=start.astimezone(UTC) + timedelta(days=4),
-        frequency="daily",
-        timezone=zone,
-        delivery_time=at,
-        weekly_day=0,
-    )
+    sent = daily_around(zone, day, at)
     assert expected in sent
     # The second occurrence of the same wall time (one hour later in UTC, or 1 h for Chatham) is skipped.
     assert not [s for s in sent if expected < s < expected + timedelta(hours=3)]
