@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,6 @@ class TickReport:
     ingest: Any = None  # digests.ingest.IngestReport
     queue: Any = None  # digests.queue.QueueReport
     seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
 
 def ingest(engine: Engine, settings: Settings, *, now: datetime, names: list[str] | None = None) -> Any:
@@ -40,7 +39,7 @@ def ingest(engine: Engine, settings: Settings, *, now: datetime, names: list[str
     report = run_sources(engine, settings, names=names, now=now)
     log.info(
         "ingest done",
-        extra={"event": "pipeline.ingest", **_fields(report, "new", "updated", "total_new", "total_updated")},
+        extra={"event": "pipeline.ingest", **_fields(report, "new", "updated")},
     )
     return report
 
