@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from digests import outbox
+from digests import outbox, store
 from digests.config import Settings
 from digests.db import session_scope
 from digests.models import Outbox, Source, utcnow
@@ -87,7 +87,7 @@ def collect(
                 next_fetch_at=s.next_fetch_at,
                 last_new_articles=s.last_new_articles,
             )
-            for s in session.exec(select(Source).order_by(Source.name)).all()
+            for s in store.list_sources(session)
         ]
         enabled_created = session.exec(select(func.min(Source.created_at)).where(Source.enabled)).one()
         oldest_ready = session.exec(

@@ -24,7 +24,7 @@ from digests.catalog import COUNTRY, SECTION, Term
 from digests.config import Settings
 from digests.db import session_scope
 from digests.due import FREQUENCIES
-from digests.models import Outbox, Source, Subscriber, Subscription, utcnow
+from digests.models import Outbox, Subscriber, Subscription, utcnow
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MAX_ARGUMENT_CHARS = 1000  # longer arguments are refused before parsing
@@ -476,7 +476,7 @@ def stats(engine: Engine, *, now: datetime | None = None, top: int = 5) -> Stats
 
         sources = [SourceLine(s.name, s.enabled, s.last_success_at, s.last_error, s.error_count,
                               s.last_new_articles)
-                   for s in session.exec(select(Source).order_by(Source.name))]
+                   for s in store.list_sources(session)]
         sent = outbox.sent_since(session, today)
         failed = outbox.dead_since(session, today)
         retrying = int(session.exec(select(func.count()).select_from(Outbox).where(
