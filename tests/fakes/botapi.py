@@ -333,25 +333,28 @@ class FakeBotAPI:
             best = max(best, hi - lo + 1)
         return best
 
+    @staticmethod
+    def _poll(predicate: Callable[[], Any], deadline: float, within: float) -> Any:
+        """One check of a wait: the truthy result, None to keep waiting, TimeoutError when late."""
+        result = predicate()
+        if not result and time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {within}s")
+        return result
+
     async def wait_for(self, predicate: Callable[[], Any], within: float = 5.0) -> Any:
         """Poll `predicate` until it returns something truthy; TimeoutError after `within` seconds."""
         deadline = time.monotonic() + within
         while True:
-            result = predicate()
-            if result:
+            if result := self._poll(predicate, deadline, within):
                 return result
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"condition not met within {within}s")
             await asyncio.sleep(0.01)
 
     def wait_for_sync(self, predicate: Callable[[], Any], within: float = 5.0) -> Any:
+        """`wait_for` for synchronous tests (the server running in its own thread)."""
         deadline = time.monotonic() + within
         while True:
-            result = predicate()
-            if result:
+            if result := self._poll(predicate, deadline, within):
                 return result
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"condition not met within {within}s")
             time.sleep(0.01)
 
     async def wait_messages(self, chat_id: int, count: int = 1, within: float = 5.0) -> list[SentMessage]:
