@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 
@@ -27,6 +30,23 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def _bot_process(tmp_path: Path, env: dict[str, str]) -> Iterator[SimpleNamespace]:
+    """`clapper bot` as a subprocess, stopped by SIGTERM on the way out (killed if it hangs)."""
+    proc = subprocess.Popen([*CLAPPER, "bot"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    run = SimpleNamespace(returncode=None, output="")
+    try:
+        yield run
+        proc.send_signal(signal.SIGTERM)
+        run.output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    run.returncode = proc.returncode
+
+
 def test_without_a_token_it_explains_botfather_and_exits_2(tmp_path):
     done = subprocess.run([*CLAPPER, "bot"], cwd=tmp_path, env=_env(tmp_path), capture_output=True,
                           text=True, timeout=60)
@@ -39,21 +59,13 @@ def test_polls_answers_and_stops_on_sigterm(tmp_path):
     with FakeBotAPI.in_thread(per_chat_interval=None) as api:
         env = _env(tmp_path, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_BASE_URL=api.base_url,
                    TELEGRAM_API_FILE_URL=api.base_file_url)
-        proc = subprocess.Popen([*CLAPPER, "bot"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        try:
+        with _bot_process(tmp_path, env) as run:
             api.wait_for_sync(lambda: api.commands, within=60)  # post_init ran: the menu is set
             api.push_message(77, "/subscribe Belgium, Production")
             reply = api.wait_for_sync(lambda: api.messages_for(77), within=30)[0]
             assert "Now following" in reply.plain
-            proc.send_signal(signal.SIGTERM)
-            output, _ = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    assert proc.returncode == 0, output
-    assert "long polling" in output
+    assert run.returncode == 0, run.output
+    assert "long polling" in run.output
     engine = db.get_engine(f"sqlite:///{tmp_path / 'bot.db'}")
     assert {t.value for t in subscriptions.list_subscriptions(engine, 77)} == {"Belgium", "Production"}
     engine.dispose()
@@ -89,9 +101,7 @@ def test_webhook_mode_registers_checks_the_secret_and_answers(tmp_path):
                    TELEGRAM_WEBHOOK_URL="https://bot.example.org/tg/hook",
                    TELEGRAM_WEBHOOK_LISTEN="127.0.0.1", TELEGRAM_WEBHOOK_PORT=str(port),
                    SECRET_KEY="webhook-test-secret")
-        proc = subprocess.Popen([*CLAPPER, "bot"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        try:
+        with _bot_process(tmp_path, env) as run:
             api.wait_for_sync(lambda: api.webhook.get("url"), within=60)
             assert api.webhook == {"url": "https://bot.example.org/tg/hook", "secret_token": secret}
             url = f"http://127.0.0.1:{port}/tg/hook"
@@ -102,11 +112,5 @@ def test_webhook_mode_registers_checks_the_secret_and_answers(tmp_path):
                 assert accepted.status_code == 200
             reply = api.wait_for_sync(lambda: api.messages_for(78), within=30)[0]
             assert "Clapper" in reply.plain and len(api.messages_for(78)) == 1
-            proc.send_signal(signal.SIGTERM)
-            output, _ = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    assert proc.returncode == 0, output
-    assert "webhook" in output
+    assert run.returncode == 0, run.output
+    assert "webhook" in run.output
