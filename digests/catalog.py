@@ -1,7 +1,13 @@
-"""Countries and sections: canonical names, aliases, lookup, and typo suggestions. Pure."""
+"""Countries, sections and festivals: canonical names, aliases, lookup, and typo suggestions. Pure.
+
+Countries are also known by their French, Spanish and Italian names (pycountry's gettext
+catalogs), sections by the editions' names (`events.LOCALIZED_SECTIONS`), so every edition of a
+listing maps to the same canonical tags.
+"""
 
 from __future__ import annotations
 
+import gettext
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -10,8 +16,12 @@ from functools import lru_cache
 import pycountry
 from rapidfuzz import fuzz, process
 
+from digests import events
+
 COUNTRY = "country"
 SECTION = "section"
+FESTIVAL = "festival"  # any named yearly event: festival, awards, market (see `events`)
+EDITION_LANGUAGES = ("fr", "es", "it")
 
 # The film press's spellings win over ISO's where they differ (Cineuropa writes "Czech Republic").
 _CANONICAL_OVERRIDES = {
@@ -105,7 +115,7 @@ SECTIONS: dict[str, list[str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Term:
-    kind: str  # COUNTRY | SECTION
+    kind: str  # COUNTRY | SECTION | FESTIVAL
     value: str  # canonical name
 
 
@@ -132,6 +142,19 @@ def _country_table() -> tuple[dict[str, str], tuple[str, ...]]:
         canon.add(name)
         for alias in [name, *aliases]:
             table[normalize(alias)] = name
+    # English names win a clash with a translation (setdefault): the press writes English.
+    for language in EDITION_LANGUAGES:
+        translate = _iso_translation(language)
+        for c in pycountry.countries:
+            english_name = _CANONICAL_OVERRIDES.get(c.alpha_2) or getattr(c, "common_name", None) or c.name
+            name = table[normalize(english_name)]
+            for english in {c.name, getattr(c, "common_name", None), getattr(c, "official_name", None)}:
+                if english:
+                    for alias in _inverted(translate(english)):
+                        table.setdefault(normalize(alias), name)
+    for name, aliases in events.LOCALIZED_COUNTRY_EXTRAS.items():
+        for alias in aliases:
+            table[normalize(alias)] = name
     # The press abbreviates "Saint" ("St Lucia", "St. Kitts and Nevis").
     for key, value in list(table.items()):
         if key.startswith("saint "):
@@ -144,12 +167,36 @@ def _country_table() -> tuple[dict[str, str], tuple[str, ...]]:
     return table, tuple(sorted(canon))
 
 
+def _iso_translation(language: str):
+    try:
+        return gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language]).gettext
+    except OSError:  # a pycountry build without that catalog: English names only
+        return lambda text: text
+
+
+def _inverted(name: str) -> list[str]:
+    """ISO writes 'Corée, République de'; the press writes 'République de Corée' (or 'Corée')."""
+    if ", " not in name:
+        return [name]
+    head, _, tail = name.partition(", ")
+    return [name, f"{tail} {head}"]
+
+
 @lru_cache(maxsize=1)
 def _section_table() -> dict[str, str]:
     table: dict[str, str] = {}
     for name, aliases in SECTIONS.items():
+        for alias in [name, *aliases, *events.LOCALIZED_SECTIONS.get(name, [])]:
+            table.setdefault(normalize(alias), name)
+    return table
+
+
+@lru_cache(maxsize=1)
+def _festival_table() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for name, aliases in events.FESTIVALS.items():
         for alias in [name, *aliases]:
-            table[normalize(alias)] = name
+            table.setdefault(normalize(alias), name)
     return table
 
 
@@ -157,6 +204,10 @@ def _section_table() -> dict[str, str]:
 def _official_names() -> frozenset[str]:
     names = {normalize(c.official_name) for c in pycountry.countries if hasattr(c, "official_name")}
     return frozenset(names - {normalize(n) for n in _country_table()[1]})
+
+
+def festivals() -> tuple[str, ...]:
+    return tuple(events.FESTIVALS)
 
 
 def countries() -> tuple[str, ...]:
@@ -175,6 +226,40 @@ def lookup_section(text: str) -> str | None:
     return _section_table().get(normalize(text))
 
 
+_EDITION = re.compile(r"^(?P<name>.*\S)\s+(?P<year>(?:19|20)\d{2})$")
+
+
+def lookup_festival(text: str) -> str | None:
+    """A known event by any of its names, with or without an edition year ('Venezia 2025')."""
+    table = _festival_table()
+    if found := table.get(normalize(text)):
+        return found
+    m = _EDITION.match(text.strip())
+    return table.get(normalize(m.group("name"))) if m else None
+
+
+def split_edition(text: str) -> tuple[str, int | None]:
+    """'Cannes 2024' -> ('Cannes', 2024); a known event gets its canonical name, another is tidied."""
+    cleaned = " ".join(text.split())
+    m = _EDITION.match(cleaned)
+    name, year = (m.group("name"), int(m.group("year"))) if m else (cleaned, None)
+    return _festival_table().get(normalize(name)) or name, year
+
+
+def festival_label(name: str, edition: int | None) -> str:
+    """What readers see: 'Cannes 2024', or the name alone when the edition is unknown."""
+    return f"{name} {edition}" if edition else name
+
+
+def event_section(name: str) -> str:
+    """The section an event files its articles under."""
+    if name in events.AWARDS:
+        return "Awards"
+    if name in events.MARKETS:
+        return "Markets"
+    return "Festivals"
+
+
 def canonical_section(text: str) -> str:
     """A section's canonical name; an unknown one is kept, tidied, never dropped."""
     known = lookup_section(text)
@@ -185,17 +270,23 @@ def canonical_section(text: str) -> str:
 
 
 def resolve(text: str) -> Term | None:
-    """A country or section by any of its names; countries win a tie (there is none today)."""
+    """A country, section or festival by any of its names; countries win a tie, then sections
+    ('Festival' is the section, 'Cannes' the festival)."""
     if value := lookup_country(text):
         return Term(COUNTRY, value)
     if value := lookup_section(text):
         return Term(SECTION, value)
+    if value := lookup_festival(text):
+        return Term(FESTIVAL, value)
     return None
 
 
 @lru_cache(maxsize=1)
 def _choices() -> tuple[list[str], list[Term]]:
     choices: dict[str, Term] = {}
+    for key, value in _festival_table().items():
+        if len(key) > 3:  # 'mia', 'efa': too short to guess from
+            choices[key] = Term(FESTIVAL, value)
     for key, value in _section_table().items():
         choices[key] = Term(SECTION, value)
     for key, value in _country_table()[0].items():

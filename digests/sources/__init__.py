@@ -18,6 +18,7 @@ def article_json(article) -> dict[str, object]:
         "published": article.published.isoformat(),
         "sections": list(article.sections),
         "countries": list(article.countries),
+        "festivals": list(article.festivals),
     }
 
 
@@ -32,6 +33,7 @@ class ParsedArticle:
     sections: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     kind: str = ARTICLE
+    festivals: tuple[str, ...] = ()  # "Cannes 2024": canonical event name and edition
 
     def as_json(self) -> dict[str, object]:
         return article_json(self)

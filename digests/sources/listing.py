@@ -19,6 +19,16 @@ Meta-line fields, decided one by one:
 Interview records (an ``Interview: …`` line, or the Interviews section) get kind "interview",
 the section Interviews, the full ``Name • Director of X`` line as title and the quote as summary.
 When a layout puts the date and the tags on separate lines, either order, they are joined.
+
+Every edition (English, French, Spanish, Italian) has the same shape in its own words: count lines
+("332 artículos disponibles en total a partir del …"), advertisement lines inside the list
+("(El artículo continúa más abajo - Inf. publicitaria)", dropped), "Entrevista:" / "Critique :"
+prefixes, and localized countries and sections, which the catalog maps to canonical names. On an
+interviews page (the count line counts interviews) every record is an interview. A review
+("Review:", "Critique :", "Crítica:", "Recensione:") is also filed under Reviews.
+
+Named events: "Cannes 2024" is the section Festivals ("Oscars 2010": Awards, "Producers on the
+Move 2021": Markets) and the festival tag "Cannes 2024" (canonical name plus edition).
 """
 
 from __future__ import annotations
@@ -26,29 +36,38 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urljoin
 
-from bs4 import BeautifulSoup, Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
+from bs4 import BeautifulSoup, Tag
 
 from digests import catalog
 from digests.sources import ARTICLE, INTERVIEW, ParsedArticle, ParsedPage
+from digests.sources.listing_html import Line, html_lines, next_page_url
 
 log = logging.getLogger(__name__)
 
 TEXT_ID_PREFIX = "clapper:text/"
 
 _META = re.compile(r"^(?P<d>\d{1,2})/(?P<m>\d{1,2})(?:/(?P<y>\d{4}))?\s*(?:\|\s*(?P<rest>.*))?$")
+# "301 articles available in total starting from …", "1534 articles disponibles au total à partir
+# du …", "332 artículos disponibles en total …", "8056 interviste disponibili in totale …".
 _COUNT = re.compile(
-    r"(?P<total>\d[\d,.\u00a0 ]*)\s+articles?\s+available"
-    r"(?:.*?starting from\s+(?P<since>\d{1,2}/\d{1,2}/\d{4}))?"
-    r"(?:.*?last article published on\s+(?P<last>\d{1,2}/\d{1,2}/\d{4}))?",
+    r"(?P<total>\d[\d,.\u00a0 ]*)\s+(?P<noun>[^\W\d_]+)\s+(?:available|disponibles?|disponibili)\b",
     re.IGNORECASE,
 )
+_COUNT_DATE = re.compile(r"(?P<before>[^/\d]*)(?P<date>\d{1,2}/\d{1,2}/\d{4})")
+# The date after these words is the newest article's ("Last article published on", "Dernière mise
+# à jour le", "Último artículo publicado el", "Ultimo aggiornamento il"); the other one is the first.
+_LAST_WORDS = re.compile(r"\b(?:last|derni[eè]re?|[uú]ltim[oa])\b", re.IGNORECASE)
+_INTERVIEW_NOUNS = frozenset({"interviews", "interview", "entretiens", "entrevistas", "interviste"})
+# "(El artículo continúa más abajo - Inf. publicitaria)", "(L'article continue plus bas - Inf.
+# publicitaire)", "(Continua a leggere qui sotto - Inf. pubblicitaria)".
+_AD_LINE = re.compile(r"^\(.*\b(?:publicit\w*|pubblicit\w*|advertisement|commercial information)\W*\)$", re.I)
 _FESTIVAL_YEAR = re.compile(r"^\S.*\s(?:19|20)\d{2}$")
 _HEADING = re.compile(r"^[^|/]{2,60}\s/\s[^|/]{2,60}$")  # "Production / Belgium"
-_INTERVIEW_PREFIX = re.compile(r"^interview\s*:\s*", re.IGNORECASE)
+_INTERVIEW_PREFIX = re.compile(r"^(?:interview|entrevista|intervista|entretien)\s*:\s*", re.IGNORECASE)
+_REVIEW_PREFIX = re.compile(r"^(?:review|critique|cr[ií]tica|recensione)\s*:\s*", re.IGNORECASE)
 _SHARE_BAR = re.compile(r"\bshare on (?:facebook|twitter|linkedin|reddit|x)\b|\bpin on pinterest\b", re.I)
 _FOOTER = re.compile(
     r"^(?:privacy policy|cookies?\b|terms\b|legal notice|imprint|contact us|newsletter|©|copyright)"
@@ -57,23 +76,6 @@ _FOOTER = re.compile(
     re.IGNORECASE,
 )
 _JUNK = re.compile(r"^(?:read more|more|see all|»|›)$", re.IGNORECASE)
-_PAGE_PATH = re.compile(r"/p/(\d+)/?$")
-
-_BLOCK_TAGS = frozenset(
-    "address article aside blockquote br dd div dl dt figcaption figure form h1 h2 h3 h4 h5 h6 hr "
-    "li main ol p section table tbody td th thead tr ul".split()
-)
-# Menus, share bars and footers are not part of any record; the pagination link is read apart.
-_CARD_PARTS = frozenset({"header", "footer"})
-_SKIP_TAGS = frozenset("script style noscript template svg head nav header footer aside form button".split())
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    text: str
-    href: str | None = None
-
-
 # ----------------------------------------------------------------------------- entry points
 
 
@@ -100,72 +102,14 @@ def parse_html(html: str, *, base_url: str | None = None, fetched: date | None =
     if isinstance(base, Tag):
         base_url = urljoin(base_url or "", str(base["href"]))
     root = soup.find("main") or soup.find(id="content") or soup.body or soup
-    lines = _html_lines(root)
+    lines = html_lines(root)
     heading = None
     h1 = soup.find("h1")
     if isinstance(h1, Tag):
         heading = " ".join(h1.get_text(" ").split()) or None
     page = _parse_lines(lines, fetched=fetched, base_url=base_url, heading_hint=heading)
-    page.next_url = _next_page_url(soup, base_url)
+    page.next_url = next_page_url(soup, base_url)
     return page
-
-
-# ----------------------------------------------------------------------------- HTML to lines
-
-
-def _html_lines(root: Tag) -> list[Line]:
-    """Block-level text as lines; a line's href is the link its first words sit in."""
-    lines: list[Line] = []
-    buf: list[str] = []
-    line_href: list[str | None] = [None]
-
-    def flush() -> None:
-        text = " ".join("".join(buf).split())
-        if text:
-            lines.append(Line(text, line_href[0]))
-        buf.clear()
-        line_href[0] = None
-
-    def walk(node: Tag, link: str | None, in_article: bool) -> None:
-        for child in node.children:
-            if isinstance(child, NavigableString):
-                if isinstance(child, Comment | Doctype | Declaration | ProcessingInstruction):
-                    continue
-                if str(child).strip() and line_href[0] is None and not "".join(buf).strip():
-                    line_href[0] = link
-                buf.append(str(child))
-            elif isinstance(child, Tag):
-                # A card's own <header>/<footer> holds its title and tags; the page's are chrome.
-                if child.name in _SKIP_TAGS and not (in_article and child.name in _CARD_PARTS):
-                    continue
-                block = child.name in _BLOCK_TAGS
-                if block:
-                    flush()
-                href = child.get("href") if child.name == "a" else None
-                walk(child, str(href) if href else link, in_article or child.name == "article")
-                if block:
-                    flush()
-
-    walk(root, None, False)
-    flush()
-    return lines
-
-
-def _next_page_url(soup: BeautifulSoup, base_url: str | None) -> str | None:
-    """The link to the next page: rel=next, else the /p/N/ link with the smallest N above ours."""
-    nxt = soup.find("a", rel="next", href=True) or soup.find("link", rel="next", href=True)
-    if isinstance(nxt, Tag):
-        return urljoin(base_url or "", str(nxt["href"]))
-    current = 1
-    if base_url and (m := _PAGE_PATH.search(base_url.split("?")[0])):
-        current = int(m.group(1))
-    best: tuple[int, str] | None = None
-    for a in soup.find_all("a", href=True):
-        href = str(a["href"])
-        m = _PAGE_PATH.search(href.split("?")[0].split("#")[0])
-        if m and int(m.group(1)) > current and (best is None or int(m.group(1)) < best[0]):
-            best = (int(m.group(1)), href)
-    return urljoin(base_url or "", best[1]) if best else None
 
 
 # ----------------------------------------------------------------------------- lines to records
@@ -175,17 +119,18 @@ def _parse_lines(
     lines: list[Line], *, fetched: date | None, base_url: str | None, heading_hint: str | None = None
 ) -> ParsedPage:
     page = ParsedPage()
-    lines = [ln for ln in lines if not _SHARE_BAR.search(ln.text)]
+    lines = [ln for ln in lines if not (_SHARE_BAR.search(ln.text) or _AD_LINE.match(ln.text))]
 
     start = 0
+    interviews_page = False
     for i, ln in enumerate(lines):
         m = _COUNT.search(ln.text)
         if m and not _META.match(ln.text):
             page.total = int(re.sub(r"\D", "", m.group("total")))
-            page.first_date = _full_date(m.group("since"))
-            page.last_published = _full_date(m.group("last"))
+            page.first_date, page.last_published = _count_dates(ln.text[m.end() :])
+            interviews_page = m.group("noun").casefold() in _INTERVIEW_NOUNS
             if heading_hint is None and i > 0:
-                heading_hint = lines[i - 1].text
+                heading_hint = _heading_above(lines[:i])
             start = i + 1
             break
     else:
@@ -218,7 +163,9 @@ def _parse_lines(
                 i += 1
             elif record and _is_fields_line(record[-1].text):
                 fields = record.pop().text
-        article = _record(record, m, fields, reference=reference, base_url=base_url)
+        article = _record(
+            record, m, fields, reference=reference, base_url=base_url, interview=interviews_page
+        )
         if article is None:
             page.skipped += 1
         else:
@@ -235,8 +182,34 @@ def _parse_lines(
     return page
 
 
+def _heading_above(lines: list[Line]) -> str:
+    """The page's name above its count line: the nearest short line that is not a sentence
+    (interviews pages put a blurb between "Interviste" and the count)."""
+    for ln in reversed(lines[-4:]):
+        if len(ln.text) <= 60 and not ln.text.endswith((".", "!", "?")):
+            return ln.text
+    return lines[-1].text
+
+
+def _count_dates(text: str) -> tuple[date | None, date | None]:
+    """(first, last) dates of a count line's tail, told apart by the words before each."""
+    first = last = None
+    for m in _COUNT_DATE.finditer(text):
+        if _LAST_WORDS.search(m.group("before")):
+            last = last or _full_date(m.group("date"))
+        else:
+            first = first or _full_date(m.group("date"))
+    return first, last
+
+
 def _record(
-    body: list[Line], meta: re.Match[str], fields: str, *, reference: date, base_url: str | None
+    body: list[Line],
+    meta: re.Match[str],
+    fields: str,
+    *,
+    reference: date,
+    base_url: str | None,
+    interview: bool = False,
 ) -> ParsedArticle | None:
     collapsed: list[Line] = []
     for ln in body:
@@ -246,11 +219,12 @@ def _record(
         log.warning("listing: date line without a record, skipped: %r", meta.group(0))
         return None
 
-    kind = ARTICLE
+    kind = INTERVIEW if interview else ARTICLE
     head = collapsed[0]
     title = head.text
     if _INTERVIEW_PREFIX.match(title):
         kind, title = INTERVIEW, _INTERVIEW_PREFIX.sub("", title)
+    review = _REVIEW_PREFIX.match(title) is not None
     href = head.href
     rest: list[str] = []
     for ln in collapsed[1:]:
@@ -268,15 +242,18 @@ def _record(
     if published is None:
         log.warning("listing: impossible date %r, record %r skipped", meta.group(0), title)
         return None
-    sections, countries = _meta_fields(fields)
+    sections, countries, festivals = _meta_fields(fields)
     if kind == INTERVIEW and "Interviews" not in sections:
         sections.append("Interviews")
     elif kind == ARTICLE and "Interviews" in sections:
         kind = INTERVIEW
+    if review and "Reviews" not in sections:
+        sections.append("Reviews")
 
-    if href and not href.startswith(("javascript:", "mailto:", "#")):
-        url = urljoin(base_url or "", href)
-    else:
+    linked = href and not href.startswith(("javascript:", "mailto:", "#"))
+    url = urljoin(base_url or "", href) if linked else ""
+    if not url.startswith(("http://", "https://")):
+        # A relative link with nothing to resolve it against is no address: the text id is stabler.
         url = text_id(title, published)
     return ParsedArticle(
         title=title,
@@ -286,6 +263,7 @@ def _record(
         sections=tuple(sections),
         countries=tuple(countries),
         kind=kind,
+        festivals=tuple(festivals),
     )
 
 
@@ -311,11 +289,13 @@ def _is_fields_line(text: str) -> bool:
     )
 
 
-def _meta_fields(rest: str) -> tuple[list[str], list[str]]:
+def _meta_fields(rest: str) -> tuple[list[str], list[str], list[str]]:
+    """(sections, countries, festival labels) of a meta line's fields."""
     fields = [" ".join(f.split()) for f in rest.split("|")]
     fields = [f for f in fields if f]
     sections: list[str] = []
     countries: list[str] = []
+    festivals: list[str] = []
     first_is_section = bool(fields) and catalog.lookup_section(fields[0]) is not None
 
     def add(target: list[str], value: str) -> None:
@@ -335,14 +315,22 @@ def _meta_fields(rest: str) -> tuple[list[str], list[str]]:
         if catalog.lookup_section(field):
             add(sections, catalog.canonical_section(field))
             continue
-        if _FESTIVAL_YEAR.match(field):
-            add(sections, "Festivals")
+        if len(parts) > 1 and any(catalog.lookup_section(p) for p in parts):
+            # "Films / Critiques", "Industrie / Marché": two sections in one field.
+            for part in parts:
+                add(sections, catalog.canonical_section(part))
+            continue
+        if _FESTIVAL_YEAR.match(field) or catalog.lookup_festival(field):
+            # "Cannes 2024", or an event named without its year ("Marché du Film").
+            name, edition = catalog.split_edition(field)
+            add(festivals, catalog.festival_label(name, edition))
+            add(sections, catalog.event_section(name))
             continue
         if pos == len(fields) - 1 and pos > 0 and first_is_section:
             log.debug("listing: unknown country %r dropped", field)
             continue
         add(sections, catalog.canonical_section(field))
-    return sections, countries
+    return sections, countries, festivals
 
 
 def _full_date(text: str | None) -> date | None:
