@@ -23,8 +23,9 @@ from digests.config import Settings
 log = logging.getLogger("clapper.bot")
 
 # The menu Telegram shows; descriptions are what users read, so they live in a template.
-COMMANDS = ("start", "help", "subscribe", "unsubscribe", "list", "countries", "sections", "latest",
-            "settings", "frequency", "time", "timezone", "email", "verify", "pause", "resume", "stop")
+COMMANDS = ("start", "help", "subscribe", "unsubscribe", "list", "countries", "sections", "festivals",
+            "latest", "settings", "frequency", "time", "timezone", "email", "verify", "pause", "resume",
+            "stop")
 REPLY_RETRIES = 3
 ADMIN_NOTICE_INTERVAL = 60.0  # seconds between two error notices to admins
 

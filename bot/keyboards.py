@@ -4,10 +4,10 @@ Callback data is `op:arg:arg…`, at most 64 bytes (Telegram's limit), and is va
 back: anyone can send any callback data, so `decode` returns None for anything the bot did not
 and could not have produced (unknown op, wrong arity, a name not in the catalog, a page out of range).
 
-    s:c|s:NAME          follow a country/section (suggestion and /start buttons)
-    t:c|s:PAGE:NAME     toggle one in the browser, then redraw PAGE (sections: page 0)
-    r:c|s:NAME          remove one (/list)
-    p:PAGE              country browser page;  sec  sections keyboard
+    s:c|s|f:NAME        follow a country/section/festival (suggestion and /start buttons)
+    t:c|s|f:PAGE:NAME   toggle one in the browser, then redraw PAGE (sections, festivals: page 0)
+    r:c|s|f:NAME        remove one (/list)
+    p:PAGE              country browser page;  sec  sections keyboard;  fes  festivals keyboard
     ua / ua:y           unsubscribe from all: ask / confirmed
     stop:y              /stop confirmed;  x  cancel a question
     f:FREQUENCY         /settings frequency;  pz:1|0  pause / resume
@@ -23,22 +23,25 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.render import label
 from digests import catalog
-from digests.catalog import COUNTRY, SECTION, Term
+from digests.catalog import COUNTRY, FESTIVAL, SECTION, Term
 from digests.subscriptions import FREQUENCIES, ChatSettings, Unknown
 
 MAX_DATA_BYTES = 64
 PAGE_SIZE = 24  # countries per browser page: 8 rows of 3
 COLUMNS = 3
-_KIND_CODE = {COUNTRY: "c", SECTION: "s"}
+# The festivals browser shows the catalog's first ones (the big festivals); any other is one
+# `/subscribe NAME` away, and /festivals lists those with articles lately.
+FESTIVAL_BUTTONS = 24
+_KIND_CODE = {COUNTRY: "c", SECTION: "s", FESTIVAL: "f"}
 _CODE_KIND = {v: k for k, v in _KIND_CODE.items()}
-_SIMPLE_OPS = {"sec", "ua", "ua:y", "stop:y", "x", "adm:stats"}
+_SIMPLE_OPS = {"sec", "fes", "ua", "ua:y", "stop:y", "x", "adm:stats"}
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
     """A decoded, validated callback."""
 
-    op: str  # s | t | r | p | sec | ua | ua:y | stop:y | x | f | pz | adm:stats
+    op: str  # s | t | r | p | sec | fes | ua | ua:y | stop:y | x | f | pz | adm:stats
     term: Term | None = None
     page: int = 0
     value: str = ""
@@ -57,6 +60,8 @@ def _term(code: str, name: str) -> Term | None:
         return Term(COUNTRY, name)
     if kind == SECTION and catalog.lookup_section(name) == name:
         return Term(SECTION, name)
+    if kind == FESTIVAL and catalog.lookup_festival(name) == name:
+        return Term(FESTIVAL, name)
     return None
 
 
@@ -86,7 +91,7 @@ def decode(data: str | None) -> Action | None:
         code, _, rest = rest.partition(":")
         page_text, _, name = rest.partition(":")
         term, page = _term(code, name), _page(page_text)
-        if term is None or page is None or (term.kind == SECTION and page != 0):
+        if term is None or page is None or (term.kind != COUNTRY and page != 0):
             return None
         return Action(op, term, page)
     if op == "p":
@@ -140,7 +145,7 @@ def countries_keyboard(page: int, followed: Iterable[Term]) -> InlineKeyboardMar
     if page < page_count() - 1:
         nav.append(_button(label("next"), "p", str(page + 1)))
     rows.append(nav)
-    rows.append([_button(label("sections"), "sec")])
+    rows.append([_button(label("sections"), "sec"), _button(label("festivals"), "fes")])
     return InlineKeyboardMarkup(rows)
 
 
@@ -149,8 +154,24 @@ def sections_keyboard(followed: Iterable[Term]) -> InlineKeyboardMarkup:
     buttons = [_button(label("toggle", name, name in chosen), "t", "s", "0", name)
                for name in catalog.sections()]
     rows = _rows(buttons, 2)
-    rows.append([_button(label("all_countries"), "p", "0")])
+    rows.append([_button(label("all_countries"), "p", "0"), _button(label("festivals"), "fes")])
     return InlineKeyboardMarkup(rows)
+
+
+def festivals_keyboard(followed: Iterable[Term]) -> InlineKeyboardMarkup:
+    chosen = {t.value for t in followed if t.kind == FESTIVAL}
+    buttons = [_button(label("toggle", name, name in chosen), "t", "f", "0", name)
+               for name in catalog.festivals()[:FESTIVAL_BUTTONS]]
+    rows = _rows(buttons, COLUMNS)
+    rows.append([_button(label("all_countries"), "p", "0"), _button(label("sections"), "sec")])
+    return InlineKeyboardMarkup(rows)
+
+
+def browser_keyboard(term: Term, page: int, followed: Iterable[Term]) -> InlineKeyboardMarkup:
+    """The browser page `term` sits on, redrawn after a toggle."""
+    if term.kind == COUNTRY:
+        return countries_keyboard(page, followed)
+    return sections_keyboard(followed) if term.kind == SECTION else festivals_keyboard(followed)
 
 
 def list_keyboard(terms: Iterable[Term]) -> InlineKeyboardMarkup | None:

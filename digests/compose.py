@@ -59,6 +59,7 @@ class ArticleView:
     countries: tuple[str, ...] = ()
     sections: tuple[str, ...] = ()
     kind: str = "article"
+    festivals: tuple[str, ...] = ()  # "Cannes 2024"
 
     @property
     def link(self) -> str | None:
@@ -191,23 +192,35 @@ def newest_first(articles: Iterable[ArticleView]) -> list[ArticleView]:
     return sorted(articles, key=lambda a: (a.published, a.id), reverse=True)
 
 
+def grouping_kind(followed: Iterable[tuple[str, str]]) -> str:
+    """Digests group by followed country, else section, else festival."""
+    kinds = {k for k, _ in followed}
+    return next((k for k in ("country", "section", "festival") if k in kinds), "none")
+
+
+def _values(article: ArticleView, kind: str) -> Sequence[str]:
+    if kind == "festival":  # followed by name, shown with the edition: "Cannes 2024" is Cannes
+        return [label.rpartition(" ")[0] if label[-4:].isdigit() else label for label in article.festivals]
+    return article.countries if kind == "country" else article.sections
+
+
 def group_articles(
     articles: Sequence[ArticleView], followed: Iterable[tuple[str, str]]
 ) -> tuple[str, list[Group]]:
-    """('country'|'section'|'none', groups): by followed country, or by section when only sections.
+    """('country'|'section'|'festival'|'none', groups): by followed country, else section, else festival.
 
     Each article appears once, under the first followed value it carries (alphabetical order);
     groups are alphabetical, articles inside newest first.
     """
     followed = list(followed)
-    by = "country" if any(k == "country" for k, _ in followed) else "section" if followed else "none"
+    by = grouping_kind(followed)
     if by == "none":
         return by, [Group(None, tuple(newest_first(articles)))] if articles else []
     names = sorted({v for k, v in followed if k == by}, key=str.casefold)
     rank = {name.casefold(): i for i, name in enumerate(names)}
     buckets: dict[str | None, list[ArticleView]] = {}
     for article in newest_first(articles):
-        values = article.countries if by == "country" else article.sections
+        values = _values(article, by)
         hits = sorted((rank[v.casefold()], v) for v in values if v.casefold() in rank)
         key = names[hits[0][0]] if hits else None
         buckets.setdefault(key, []).append(article)
@@ -274,7 +287,7 @@ class Composer:
         return self._cached(key, lambda: self._telegram(articles, ctx))
 
     def _tg_part(self, groups: Sequence[Group], ctx: DigestContext, part: int, parts: int, total: int) -> str:
-        by = "country" if any(k == "country" for k, _ in ctx.followed) else "section"
+        by = grouping_kind(ctx.followed)
         return render(
             self.env,
             TG_DIGEST,

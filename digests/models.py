@@ -48,15 +48,17 @@ class Article(SQLModel, table=True):
 
 
 class ArticleTag(SQLModel, table=True):
-    """A country or section of an article; (kind, value) is what subscriptions match on."""
+    """A country, section or festival of an article; (kind, value) is what subscriptions match on,
+    so following "Cannes" follows every edition."""
 
     __table_args__ = (Index("ix_articletag_kind_value", "kind", "value"),)
 
     article_id: int = Field(
         sa_column=Column(ForeignKey("article.id", ondelete="CASCADE"), primary_key=True)
     )
-    kind: str = Field(primary_key=True)  # country | section
+    kind: str = Field(primary_key=True)  # country | section | festival
     value: str = Field(primary_key=True)  # canonical name from the catalog
+    edition: int | None = None  # festivals: the year ("Cannes 2024"); None for other kinds
 
 
 class Subscriber(SQLModel, table=True):

@@ -20,7 +20,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from digests import due, tokens
+from digests import catalog, due, tokens
 from digests.compose import ArticleView, Composer, DigestContext, EmailDigest, TelegramDigest
 from digests.config import Settings
 from digests.db import session_scope
@@ -152,13 +152,16 @@ def load_new_articles(
         select(Article).where(*window).order_by(Article.published.desc(), Article.id.desc())  # type: ignore[attr-defined]
     ).all()
     tags: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    festivals: dict[int, list[str]] = defaultdict(list)
     in_window = select(Article.id).where(*window)
-    for article_id, kind, value in session.exec(
-        select(ArticleTag.article_id, ArticleTag.kind, ArticleTag.value)
+    for article_id, kind, value, edition in session.exec(
+        select(ArticleTag.article_id, ArticleTag.kind, ArticleTag.value, ArticleTag.edition)
         .where(ArticleTag.article_id.in_(in_window))  # type: ignore[attr-defined]
         .order_by(ArticleTag.article_id, ArticleTag.kind, ArticleTag.value)
     ):
         tags[article_id].append((kind, value))
+        if kind == catalog.FESTIVAL:
+            festivals[article_id].append(catalog.festival_label(value, edition))
     views = [
         ArticleView(
             id=a.id,
@@ -169,6 +172,7 @@ def load_new_articles(
             countries=tuple(v for k, v in tags[a.id] if k == "country"),
             sections=tuple(v for k, v in tags[a.id] if k == "section"),
             kind=a.kind,
+            festivals=tuple(festivals[a.id]),
         )
         for a in rows
     ]

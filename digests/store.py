@@ -13,9 +13,11 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import delete, func, insert
 from sqlmodel import Session, col, select
 
-from digests.catalog import COUNTRY, SECTION
+from digests import catalog
+from digests.catalog import COUNTRY, FESTIVAL, SECTION
 from digests.models import Article, ArticleTag, Source
 from digests.sources import ParsedArticle, article_json
+from digests.sources.listing import TEXT_ID_PREFIX, text_id
 
 _CHUNK = 500  # bound parameters per IN (…): SQLite allows 32766, but keep statements small
 
@@ -33,6 +35,7 @@ class ArticleView:
     first_seen_at: datetime
     sections: tuple[str, ...]
     countries: tuple[str, ...]
+    festivals: tuple[str, ...] = ()  # "Cannes 2024"
 
     def as_json(self) -> dict[str, object]:
         return article_json(self)
@@ -51,10 +54,50 @@ def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
         yield items[i : i + size]
 
 
+TagKey = tuple[str, str, int | None]  # (kind, value, edition)
+
+
+def _wanted_tags(a: ParsedArticle) -> set[TagKey]:
+    wanted: set[TagKey] = {(SECTION, v, None) for v in a.sections} | {(COUNTRY, v, None) for v in a.countries}
+    festivals: dict[str, int | None] = {}
+    for label in a.festivals:
+        name, edition = catalog.split_edition(label)
+        festivals.setdefault(name, edition)  # one row per festival (the key has no edition)
+    return wanted | {(FESTIVAL, name, edition) for name, edition in festivals.items()}
+
+
 def _tag_rows(article_id: int, a: ParsedArticle) -> list[dict[str, object]]:
-    return [{"article_id": article_id, "kind": SECTION, "value": v} for v in a.sections] + [
-        {"article_id": article_id, "kind": COUNTRY, "value": v} for v in a.countries
+    return [
+        {"article_id": article_id, "kind": kind, "value": value, "edition": edition}
+        for kind, value, edition in sorted(_wanted_tags(a), key=lambda t: (t[0], t[1]))
     ]
+
+
+def _known_elsewhere(
+    session: Session, articles: Sequence[ParsedArticle], existing: dict[str, Article]
+) -> None:
+    """The same article under its other id: a text dump's `clapper:text/…` row that a page in HTML
+    now links (same title and date: the row gains the URL), or a URL row that a text dump repeats.
+    Found rows join `existing` under the incoming URL, so they are updated, never stored twice."""
+    linked = {
+        text_id(a.title, a.published): a.url
+        for a in articles
+        if a.url not in existing and not a.url.startswith(TEXT_ID_PREFIX)
+    }
+    for chunk in _chunks(list(linked)):
+        for row in session.exec(select(Article).where(col(Article.url).in_(chunk))):
+            if linked[row.url] not in existing:
+                existing[linked[row.url]] = row  # the update below moves it to the URL
+    texts = {a.url: a for a in articles if a.url not in existing and a.url.startswith(TEXT_ID_PREFIX)}
+    days = sorted({a.published for a in texts.values()})
+    for chunk in _chunks(days):
+        stmt = select(Article).where(
+            col(Article.published).in_(chunk), col(Article.url).not_like(f"{TEXT_ID_PREFIX}%")
+        )
+        for row in session.exec(stmt):
+            key = text_id(row.title, row.published)
+            if key in texts and key not in existing:
+                existing[key] = row
 
 
 # ----------------------------------------------------------------------------- articles
@@ -72,11 +115,12 @@ def upsert_articles(
     for chunk in _chunks([a.url for a in articles]):
         for row in session.exec(select(Article).where(col(Article.url).in_(chunk))):
             existing[row.url] = row
-    tags: dict[int, set[tuple[str, str]]] = {}
+    _known_elsewhere(session, articles, existing)
+    tags: dict[int, set[TagKey]] = {}
     ids = [row.id for row in existing.values()]
     for chunk in _chunks(ids):
         for t in session.exec(select(ArticleTag).where(col(ArticleTag.article_id).in_(chunk))):
-            tags.setdefault(t.article_id, set()).add((t.kind, t.value))
+            tags.setdefault(t.article_id, set()).add((t.kind, t.value, t.edition))
 
     fresh: list[tuple[Article, ParsedArticle]] = []
     tag_rows: list[dict[str, object]] = []
@@ -97,8 +141,9 @@ def upsert_articles(
             session.add(row)
             fresh.append((row, a))
             continue
-        wanted = {(SECTION, v) for v in a.sections} | {(COUNTRY, v) for v in a.countries}
-        fields_changed = (row.title, row.summary, row.published, row.kind) != (
+        wanted = _wanted_tags(a)
+        fields_changed = row.url != a.url and not a.url.startswith(TEXT_ID_PREFIX)
+        fields_changed |= (row.title, row.summary, row.published, row.kind) != (
             a.title,
             a.summary,
             a.published,
@@ -109,6 +154,8 @@ def upsert_articles(
             result.unchanged += 1
             continue
         row.title, row.summary, row.published, row.kind = a.title, a.summary, a.published, a.kind
+        if not a.url.startswith(TEXT_ID_PREFIX):
+            row.url = a.url
         row.updated_at = now
         session.add(row)
         if tags_changed:
@@ -128,9 +175,10 @@ def upsert_articles(
     return result
 
 
-def _filtered(stmt, countries: Iterable[str], sections: Iterable[str]):
+def _filtered(stmt, countries: Iterable[str], sections: Iterable[str], festivals: Iterable[str] = ()):
     """Within a kind any chosen value matches; across kinds all must; an empty kind matches all."""
-    for kind, values in ((COUNTRY, tuple(countries)), (SECTION, tuple(sections))):
+    chosen = ((COUNTRY, tuple(countries)), (SECTION, tuple(sections)), (FESTIVAL, tuple(festivals)))
+    for kind, values in chosen:
         if values:
             tagged = select(ArticleTag.article_id).where(
                 ArticleTag.kind == kind, col(ArticleTag.value).in_(values)
@@ -148,12 +196,14 @@ def articles(
     seen_after: datetime | None = None,
     ids: Iterable[int] | None = None,
     limit: int | None = None,
+    festivals: Iterable[str] = (),
 ) -> list[ArticleView]:
     """Articles newest first (by published date), with their tags.
 
-    `since`: published on or after; `seen_after`: first seen strictly after (digest watermarks).
+    `since`: published on or after; `seen_after`: first seen strictly after (digest watermarks);
+    `festivals`: canonical names ("Cannes": every edition).
     """
-    stmt = _filtered(select(Article), countries, sections)
+    stmt = _filtered(select(Article), countries, sections, festivals)
     if since is not None:
         stmt = stmt.where(Article.published >= since)
     if seen_after is not None:
@@ -168,18 +218,26 @@ def articles(
 
 
 def latest_articles(
-    session: Session, *, countries: Iterable[str] = (), sections: Iterable[str] = (), limit: int = 10
+    session: Session,
+    *,
+    countries: Iterable[str] = (),
+    sections: Iterable[str] = (),
+    limit: int = 10,
+    festivals: Iterable[str] = (),
 ) -> list[ArticleView]:
-    """The newest `limit` articles matching the given countries/sections (the subscription rule)."""
-    return articles(session, countries=countries, sections=sections, limit=limit)
+    """The newest `limit` articles matching the given countries/sections/festivals (the subscription rule)."""
+    return articles(session, countries=countries, sections=sections, festivals=festivals, limit=limit)
 
 
 def _with_tags(session: Session, rows: list[Article]) -> list[ArticleView]:
-    by_id: dict[int, tuple[list[str], list[str]]] = {r.id: ([], []) for r in rows}
+    by_id: dict[int, tuple[list[str], list[str], list[str]]] = {r.id: ([], [], []) for r in rows}
+    slot = {SECTION: 0, COUNTRY: 1, FESTIVAL: 2}
     for chunk in _chunks(list(by_id)):
         stmt = select(ArticleTag).where(col(ArticleTag.article_id).in_(chunk))
         for t in session.exec(stmt):
-            by_id[t.article_id][0 if t.kind == SECTION else 1].append(t.value)
+            if t.kind in slot:
+                value = catalog.festival_label(t.value, t.edition) if t.kind == FESTIVAL else t.value
+                by_id[t.article_id][slot[t.kind]].append(value)
     # Tag rows carry no order; sort so output is stable across databases.
     return [
         ArticleView(
@@ -192,6 +250,7 @@ def _with_tags(session: Session, rows: list[Article]) -> list[ArticleView]:
             first_seen_at=r.first_seen_at,
             sections=tuple(sorted(by_id[r.id][0])),
             countries=tuple(sorted(by_id[r.id][1])),
+            festivals=tuple(sorted(by_id[r.id][2])),
         )
         for r in rows
     ]

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from digests import catalog, outbox, store
-from digests.catalog import COUNTRY, SECTION, Term
+from digests.catalog import COUNTRY, FESTIVAL, SECTION, Term
 from digests.config import Settings
 from digests.db import session_scope
 from digests.due import FREQUENCIES
@@ -122,8 +122,9 @@ class Stats:
 
 
 def sort_terms(terms: Iterable[Term]) -> list[Term]:
-    """Countries first, then sections, each alphabetically."""
-    return sorted(terms, key=lambda t: (t.kind != COUNTRY, catalog.normalize(t.value)))
+    """Countries first, then sections, then festivals, each alphabetically."""
+    order = {COUNTRY: 0, SECTION: 1, FESTIVAL: 2}
+    return sorted(terms, key=lambda t: (order.get(t.kind, 3), catalog.normalize(t.value)))
 
 
 def parse_arguments(text: str) -> catalog.ParsedTerms:
@@ -408,7 +409,8 @@ def latest(engine: Engine, chat_id: int, text: str = "", *, limit: int = 10) -> 
             return LatestResult([], [], unknown, False)
         found = store.latest_articles(
             session, countries=[t.value for t in terms if t.kind == COUNTRY],
-            sections=[t.value for t in terms if t.kind == SECTION], limit=limit)
+            sections=[t.value for t in terms if t.kind == SECTION], limit=limit,
+            festivals=[t.value for t in terms if t.kind == FESTIVAL])
     return LatestResult(found, sort_terms(terms), unknown, parsed is None)
 
 

@@ -21,7 +21,8 @@ from tests.fixtures.site import Card, FakeSite, Reply, listing_html
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2025, 3, 15, 8, 0, tzinfo=UTC)
-JSON_KEYS = ["title", "summary", "url", "published", "sections", "countries"]
+# The public --json form: these keys in this order; `festivals` is the only one added since.
+JSON_KEYS = ["title", "summary", "url", "published", "sections", "countries", "festivals"]
 
 
 # ----------------------------------------------------------------------------- canonical URLs (pure)
@@ -188,6 +189,7 @@ def test_queries_follow_the_matching_rule(engine, settings):
             "published": "2024-09-12",
             "sections": ["Interviews"],
             "countries": ["Czech Republic", "Poland"],
+            "festivals": [],
         }
 
 
@@ -407,6 +409,7 @@ def test_cli_ingest_json_has_exactly_the_keys(cli):
         "published": "2017-09-29",
         "sections": ["Production"],
         "countries": ["Poland", "Belgium"],
+        "festivals": [],
     }
 
     result = cli("articles", "--country", "the netherlands", "--json")

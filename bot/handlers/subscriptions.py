@@ -1,9 +1,9 @@
-"""Following and unfollowing countries and sections: commands and their buttons.
+"""Following and unfollowing countries, sections and festivals: commands and their buttons.
 
 ```mermaid
 flowchart LR
   subscribe["/subscribe TERMS"] -->|unknown word| suggest[suggestion buttons] -->|tap| followed
-  subscribe -->|no terms| browser[country pages / sections] -->|tap toggles| browser
+  subscribe -->|no terms| browser[country pages / sections / festivals] -->|tap toggles| browser
   list["/list"] -->|✖ tap| list
   list -->|Unsubscribe from all| confirm -->|yes| emptied
   unsubscribe["/unsubscribe all"] --> confirm
@@ -18,7 +18,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filt
 from bot import keyboards
 from bot.common import Context, argument_text, call, chat_of, deps, edit, may_manage, reply, toast
 from digests import catalog, subscriptions
-from digests.catalog import COUNTRY
+from digests.catalog import COUNTRY, FESTIVAL
 from digests.subscriptions import InvalidInput
 
 MAX_REMOVE_BUTTONS = 50  # Telegram refuses keyboards of more than about 100 buttons
@@ -93,6 +93,15 @@ async def sections(update: Update, context: Context) -> None:
                 days=subscriptions.RECENT_DAYS)
 
 
+async def festivals(update: Update, context: Context) -> None:
+    """/festivals: festivals (and awards, markets) with articles lately, with counts; tap to follow."""
+    _, engine = deps(context)
+    counts = await call(subscriptions.recent_counts, engine, FESTIVAL)
+    followed = await call(subscriptions.list_subscriptions, engine, update.effective_chat.id)
+    await reply(update, "festivals", keyboard=keyboards.festivals_keyboard(followed), counts=counts,
+                days=subscriptions.RECENT_DAYS)
+
+
 # ----------------------------------------------------------------------------- buttons
 
 
@@ -103,10 +112,11 @@ async def on_button(update: Update, context: Context) -> None:
         return await toast(update, "stale")
     settings, engine = deps(context)
     chat = chat_of(update)
-    if action.op in {"p", "sec"}:
+    if action.op in {"p", "sec", "fes"}:
         followed = await call(subscriptions.list_subscriptions, engine, chat.id)
         markup = (keyboards.countries_keyboard(action.page, followed) if action.op == "p"
-                  else keyboards.sections_keyboard(followed))
+                  else keyboards.sections_keyboard(followed) if action.op == "sec"
+                  else keyboards.festivals_keyboard(followed))
         await edit(update, None, keyboard=markup)
         return await update.callback_query.answer()
     if not await may_manage(update, context):
@@ -122,9 +132,7 @@ async def on_button(update: Update, context: Context) -> None:
         else:
             await toast(update, "removed", term.value)
         followed = await call(subscriptions.list_subscriptions, engine, chat.id)
-        markup = (keyboards.countries_keyboard(action.page, followed) if term.kind == COUNTRY
-                  else keyboards.sections_keyboard(followed))
-        await edit(update, None, keyboard=markup)
+        await edit(update, None, keyboard=keyboards.browser_keyboard(term, action.page, followed))
     elif action.op == "r":
         result = await call(subscriptions.unsubscribe, engine, chat.id, [term])
         await toast(update, "removed" if result.removed else "not_followed", term.value)
@@ -166,6 +174,7 @@ def register(application: Application) -> None:
     application.add_handler(CommandHandler("list", list_command, filters=new_messages))
     application.add_handler(CommandHandler("countries", countries, filters=new_messages))
     application.add_handler(CommandHandler("sections", sections, filters=new_messages))
-    buttons = _ops("s", "t", "r", "p", "sec", "ua", "ua:y")
+    application.add_handler(CommandHandler("festivals", festivals, filters=new_messages))
+    buttons = _ops("s", "t", "r", "p", "sec", "fes", "ua", "ua:y")
     application.add_handler(CallbackQueryHandler(on_button, pattern=buttons))
     application.add_handler(CallbackQueryHandler(cancel, pattern=_ops("x")))
