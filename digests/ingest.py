@@ -84,9 +84,24 @@ class IngestReport:
 # ----------------------------------------------------------------------------- normalise (pure)
 
 
+# Parameters that say who sent the reader, not which page: mailing lists (mc_*, _hs*), ad click
+# ids (gclid, fbclid…) and analytics tags (xtor, at_*, cmpid) that French and Italian sites add.
+_TRACKING = frozenset(
+    "fbclid gclid dclid gbraid wbraid msclkid yclid twclid igshid mc_cid mc_eid _ga _gl _hsenc _hsmi "
+    "mkt_tok oly_enc_id oly_anon_id vero_id xtor cmpid wt_mc ito ns_campaign ns_mchannel ns_source".split()
+)
+_TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
+
+
+def _is_tracking(key: str) -> bool:
+    key = key.lower()
+    return key in _TRACKING or key.startswith(_TRACKING_PREFIXES)
+
+
 def canonical_url(url: str) -> str:
     """One spelling per article: lower-case scheme and host, no default port, no fragment, no
-    utm_* parameters, no trailing slash (except the root). Non-web ids pass through unchanged."""
+    tracking parameters (utm_*, fbclid, xtor…), no trailing slash (except the root). Non-web ids
+    pass through unchanged."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -100,9 +115,7 @@ def canonical_url(url: str) -> str:
     path = parts.path or "/"
     if len(path) > 1:
         path = path.rstrip("/") or "/"
-    query = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith("utm_")
-    ]
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)]
     return urlunsplit((scheme, host, path, urlencode(query, doseq=True), ""))
 
 
@@ -217,10 +230,12 @@ def ingest_file(
     fmt: str = "auto",
     dry_run: bool = False,
     now: datetime | None = None,
+    base_url: str | None = None,
 ) -> SourceResult:
-    """A saved listing page (HTML or text) or feed. Raises OSError/ParseError: the caller asked for it."""
+    """A saved listing page (HTML or text) or feed; `base_url` (where it was saved from) resolves
+    its relative links as a fetch would. Raises OSError/ParseError: the caller asked for it."""
     path = Path(path)
-    page = parse_document(path.read_bytes(), fmt=fmt, now=now)
+    page = parse_document(path.read_bytes(), fmt=fmt, now=now, base_url=base_url)
     return ingest_page(engine, page, name=path.name, url=str(path), dry_run=dry_run, now=now)
 
 

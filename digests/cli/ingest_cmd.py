@@ -58,6 +58,9 @@ def ingest_command(
     url: str | None = typer.Option(None, "--url", help="A listing page or feed URL (not saved as a source)."),
     file: Path | None = typer.Option(None, "--file", help="A saved listing page (HTML or text) or feed."),
     fmt: str = typer.Option("auto", "--format", help="auto, listing or rss."),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="With --file: the page's address, to resolve its relative links."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Fetch and parse, store nothing."),
     as_json: bool = typer.Option(
         False, "--json", help="Print every article found, one JSON object per line (counts go to stderr)."
@@ -76,7 +79,9 @@ def ingest_command(
     if file is not None or url is not None:
         try:
             if file is not None:
-                result = ingest.ingest_file(engine, settings, file, fmt=fmt, dry_run=dry_run)
+                result = ingest.ingest_file(
+                    engine, settings, file, fmt=fmt, dry_run=dry_run, base_url=base_url
+                )
             else:
                 result = ingest.ingest_url(engine, settings, url, fmt=fmt, dry_run=dry_run)
         except (OSError, FetchError, ingest.ParseError) as exc:
@@ -187,6 +192,9 @@ def sources_remove(name: str = typer.Argument(...)) -> None:
 def articles_command(
     country: list[str] = typer.Option([], "--country", "-c", help="A country (repeatable; any of them)."),
     section: list[str] = typer.Option([], "--section", help="A section (repeatable; any of them)."),
+    festival: list[str] = typer.Option(
+        [], "--festival", help="A festival, award or market, every edition (repeatable; any of them)."
+    ),
     since: str | None = typer.Option(None, "--since", help="Published on or after YYYY-MM-DD."),
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
@@ -201,6 +209,14 @@ def articles_command(
             raise typer.Exit(2)
         countries.append(value)
     sections = [catalog.canonical_section(s) for s in section]
+    festivals = []
+    for f in festival:
+        value = catalog.lookup_festival(f)
+        if value is None:
+            hints = [t.value for t in catalog.suggest(f) if t.kind == catalog.FESTIVAL]
+            _err(f"Unknown festival {f!r}." + (f" Did you mean: {', '.join(hints)}?" if hints else ""))
+            raise typer.Exit(2)
+        festivals.append(value)
     since_date = None
     if since:
         try:
@@ -210,7 +226,14 @@ def articles_command(
             raise typer.Exit(2) from exc
     _settings, engine = setup()
     with session_scope(engine) as session:
-        rows = store.articles(session, countries=countries, sections=sections, since=since_date, limit=limit)
+        rows = store.articles(
+            session,
+            countries=countries,
+            sections=sections,
+            festivals=festivals,
+            since=since_date,
+            limit=limit,
+        )
     if as_json:
         _print_json(a.as_json() for a in rows)
         return
