@@ -340,12 +340,15 @@ def set_preferences(
         if value is None:
             raise EmailError("unknown_term", term=name)
         wanted.add((catalog.SECTION, value))
-    if limit is not None and len(wanted) > limit:
-        raise EmailError("too_many_terms", limit=limit)
     existing = session.exec(select(Subscription).where(Subscription.subscriber_id == subscriber_id)).all()
     have = {(s.kind, s.value): s for s in existing}
+    # The page shows countries and sections only: what else the reader follows (festivals, from
+    # the bot) stays, and counts towards the limit.
+    kept = {key for key in have if key[0] not in (catalog.COUNTRY, catalog.SECTION)}
+    if limit is not None and len(wanted | kept) > limit:
+        raise EmailError("too_many_terms", limit=limit)
     for key, row in have.items():
-        if key not in wanted:
+        if key not in wanted and key not in kept:
             session.delete(row)
     for kind, value in sorted(wanted - set(have)):
         session.add(Subscription(subscriber_id=subscriber_id, kind=kind, value=value))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from sqlmodel import select
 
 from digests import catalog, queue, store, subscriptions
@@ -175,3 +176,22 @@ def test_cli_articles_by_festival(cli, tmp_path):  # noqa: F811 - pytest fixture
     assert len(cli("articles", "--festival", "Berlin", "--json").stdout.splitlines()) == 1
     wrong = cli("articles", "--festival", "Canes")
     assert wrong.exit_code == 2 and "Did you mean: Cannes" in wrong.stderr
+
+
+def test_email_preferences_page_keeps_festivals_it_does_not_show(engine):
+    from digests import emails
+
+    reader = _reader(engine, 21, [(FESTIVAL, "Cannes"), ("country", "Belgium")])
+    with session_scope(engine) as s:
+        emails.set_preferences(s, reader, countries=["France"], sections=[], frequency="daily", limit=2)
+    with session_scope(engine) as s:
+        kept = {
+            (r.kind, r.value)
+            for r in s.exec(select(Subscription).where(Subscription.subscriber_id == reader))
+        }
+    assert kept == {(FESTIVAL, "Cannes"), ("country", "France")}
+    with pytest.raises(emails.EmailError) as refused, session_scope(engine) as s:
+        emails.set_preferences(
+            s, reader, countries=["France", "Spain"], sections=[], frequency="daily", limit=2
+        )
+    assert refused.value.reason == "too_many_terms"  # the festival counts towards the limit

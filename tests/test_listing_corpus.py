@@ -724,3 +724,41 @@ def test_summaries_keep_the_quote_and_drop_the_markers():
     assert interview.summary.startswith("“Hoy el cine tiene la enorme posibilidad de ser un puente")
     assert "Entrevista:" not in interview.summary
     assert "publicitaria" not in " ".join(a.summary for a in page.articles)
+
+
+def test_author_page_in_lower_case_with_article_counts_in_french_and_italian():
+    """Built here (no real author page was found): the issue's count-line wording, lower-case heading."""
+    fr = listing.parse_text(
+        "fabien lemercier\n\n(L'article continue plus bas - Inf. publicitaire)\n\n"
+        "1534 articles disponibles au total à partir du 02/01/2003. Dernier article publié le 10/03/2026.\n\n"
+        "Critique : Un film\n\nCritique : Un film\n\nRésumé\n\n"
+        "09/03 | Films | Critiques | Italie/États-Unis\n"
+    )
+    assert (fr.heading, fr.total, fr.first_date, fr.last_published) == (
+        "fabien lemercier",
+        1534,
+        date(2003, 1, 2),
+        date(2026, 3, 10),
+    )
+    (a,) = fr.articles
+    assert (a.title, a.published, set(a.sections), a.countries) == (
+        "Critique : Un film",
+        date(2026, 3, 9),
+        {"Films", "Reviews"},
+        ("Italy", "USA"),
+    )
+    it = listing.parse_text(
+        "camillo de marco\n\n(Continua a leggere qui sotto - Inf. pubblicitaria)\n\n"
+        "210 articoli disponibili in totale a partire dal 05/05/2005. "
+        "Ultimo articolo pubblicato il 01/02/2026.\n\n"
+        "Intervista: Nome • Regista di Film\n\n“Citazione”\n\n01/02 | Produzione | Finanziamenti | Germania\n"
+    )
+    (b,) = it.articles
+    assert (it.heading, it.total, it.last_published) == ("camillo de marco", 210, date(2026, 2, 1))
+    assert (b.kind, b.title, b.summary, set(b.sections), b.countries) == (
+        INTERVIEW,
+        "Nome • Regista di Film",
+        "“Citazione”",
+        {"Production", "Funding", "Interviews"},
+        ("Germany",),
+    )
