@@ -195,3 +195,21 @@ def test_email_preferences_page_keeps_festivals_it_does_not_show(engine):
             s, reader, countries=["France", "Spain"], sections=[], frequency="daily", limit=2
         )
     assert refused.value.reason == "too_many_terms"  # the festival counts towards the limit
+
+
+def test_matching_treats_festival_as_one_more_kind():
+    from digests.matching import matches
+
+    cannes_2024 = [("festival", "Cannes"), ("section", "Festivals"), ("country", "France")]
+    assert matches([("festival", "Cannes")], cannes_2024)
+    assert matches([("section", "Festivals")], cannes_2024)
+    assert not matches([("festival", "Berlinale")], cannes_2024)
+    assert matches([("festival", "Cannes"), ("festival", "Berlinale")], cannes_2024)  # any within a kind
+    assert not matches([("festival", "Cannes"), ("country", "Belgium")], cannes_2024)  # one of each kind
+
+
+def test_a_bare_festival_name_in_the_country_slot_is_not_a_festival():
+    (a,) = listing.parse_text("T\n\nS\n\n01/02/2025 | Production | London\n").articles
+    assert (a.sections, a.countries, a.festivals) == (("Production",), (), ())
+    (b,) = listing.parse_text("T\n\nS\n\n01/02/2025 | Cannes 2025 | Marché du Film\n").articles
+    assert (set(b.sections), b.festivals) == ({"Festivals", "Markets"}, ("Cannes 2025", "Marché du Film"))

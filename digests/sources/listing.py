@@ -320,13 +320,15 @@ def _meta_fields(rest: str) -> tuple[list[str], list[str], list[str]]:
             for part in parts:
                 add(sections, catalog.canonical_section(part))
             continue
-        if _FESTIVAL_YEAR.match(field) or catalog.lookup_festival(field):
-            # "Cannes 2024", or an event named without its year ("Marché du Film").
+        country_slot = pos == len(fields) - 1 and pos > 0 and first_is_section
+        if _FESTIVAL_YEAR.match(field) or (catalog.lookup_festival(field) and not country_slot):
+            # "Cannes 2024", or an event named without its year ("Marché du Film"); a bare
+            # "London" where countries go is an unknown country, not the festival.
             name, edition = catalog.split_edition(field)
             add(festivals, catalog.festival_label(name, edition))
             add(sections, catalog.event_section(name))
             continue
-        if pos == len(fields) - 1 and pos > 0 and first_is_section:
+        if country_slot:
             log.debug("listing: unknown country %r dropped", field)
             continue
         add(sections, catalog.canonical_section(field))
