@@ -762,3 +762,9 @@ def test_author_page_in_lower_case_with_article_counts_in_french_and_italian():
         {"Production", "Funding", "Interviews"},
         ("Germany",),
     )
+
+
+def test_a_summary_mentioning_something_available_is_not_the_count_line():
+    page = listing.parse_text("A title\n\n2 films available on a platform\n\n01/02/2025 | VOD | France\n")
+    assert page.total is None
+    assert [(a.title, a.summary) for a in page.articles] == [("A title", "2 films available on a platform")]

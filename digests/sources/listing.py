@@ -52,8 +52,10 @@ TEXT_ID_PREFIX = "clapper:text/"
 _META = re.compile(r"^(?P<d>\d{1,2})/(?P<m>\d{1,2})(?:/(?P<y>\d{4}))?\s*(?:\|\s*(?P<rest>.*))?$")
 # "301 articles available in total starting from …", "1534 articles disponibles au total à partir
 # du …", "332 artículos disponibles en total …", "8056 interviste disponibili in totale …".
+# Only these nouns: "2 films available on Netflix" in a summary is no count line.
 _COUNT = re.compile(
-    r"(?P<total>\d[\d,.\u00a0 ]*)\s+(?P<noun>[^\W\d_]+)\s+(?:available|disponibles?|disponibili)\b",
+    r"(?P<total>\d[\d,.\u00a0 ]*)\s+(?P<noun>articles?|art[ií]culos?|articol[io]|interviews?|entretiens|"
+    r"entrevistas|interviste|reviews|critiques|cr[ií]ticas|recensioni)\s+(?:available|disponibles?|disponibili)\b",
     re.IGNORECASE,
 )
 _COUNT_DATE = re.compile(r"(?P<before>[^/\d]*)(?P<date>\d{1,2}/\d{1,2}/\d{4})")
