@@ -23,7 +23,7 @@ from digests.sources import ParsedArticle
 
 
 def articles_table(articles: Iterable[ParsedArticle], *, title: str | None = None) -> Table:
-    """A readable table of articles: date, title and summary, sections, countries."""
+    """A readable table of articles: date, title and summary, festivals and sections, countries."""
     table = Table(title=title, show_lines=True, expand=False)
     table.add_column("Date", no_wrap=True)
     table.add_column("Article", ratio=3)
@@ -34,7 +34,8 @@ def articles_table(articles: Iterable[ParsedArticle], *, title: str | None = Non
         if a.kind == "interview":
             headline = f"[italic]Interview[/italic] · {headline}"
         body = f"{headline}\n[dim]{escape(a.summary)}[/dim]" if a.summary else headline
-        table.add_row(a.published.isoformat(), body, ", ".join(a.sections), ", ".join(a.countries))
+        sections = ", ".join([*a.festivals, *a.sections])  # "Cannes 2024, Festivals"
+        table.add_row(a.published.isoformat(), body, sections, ", ".join(a.countries))
     return table
 
 
