@@ -137,9 +137,16 @@ def telegram_length(text_html: str) -> int:
 
 
 def _html_autoescape(name: str | None) -> bool:
-    # _macros.j2 is deliberately not escaped: its macros return plain text, which HTML callers
-    # escape when they print it and text templates print as is.
+    # _macros.j2 is deliberately not escaped: its macros return plain text, which text templates
+    # print as is and HTML callers pass through `plain` first (below).
     return bool(name) and name.endswith((".html.j2", ".html"))
+
+
+def _plain(value: object) -> str:
+    """A macro's output as ordinary text: an autoescaped caller then escapes it. Jinja marks what a
+    macro returns to an autoescaped caller as safe, so scraped names in it ("Industry@Tallinn &
+    Baltic Event", an unknown festival) would otherwise reach Telegram HTML raw."""
+    return str(value)
 
 
 @lru_cache(maxsize=8)
@@ -155,6 +162,7 @@ def make_environment(path: str | Path = TEMPLATES_DIR) -> jinja2.Environment:
     )
     env.filters["date"] = fmt_date
     env.filters["day"] = fmt_day
+    env.filters["plain"] = _plain
     return env
 
 

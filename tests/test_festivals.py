@@ -213,3 +213,39 @@ def test_a_bare_festival_name_in_the_country_slot_is_not_a_festival():
     assert (a.sections, a.countries, a.festivals) == (("Production",), (), ())
     (b,) = listing.parse_text("T\n\nS\n\n01/02/2025 | Cannes 2025 | Marché du Film\n").articles
     assert (set(b.sections), b.festivals) == ({"Festivals", "Markets"}, ("Cannes 2025", "Marché du Film"))
+
+
+def test_digests_for_festival_followers_group_by_festival_and_show_the_edition():
+    from digests.compose import ArticleView, Composer, DigestContext, group_articles
+
+    def view(i, title, festivals):
+        return ArticleView(
+            i,
+            f"https://x.org/{i}",
+            title,
+            date(2025, 5, 20 - i),
+            sections=("Festivals",),
+            festivals=festivals,
+        )
+
+    articles = [
+        view(1, "Palm", ("Cannes 2025",)),
+        view(2, "Bear", ("Berlinale 2025",)),
+        view(3, "Line-up <b>", ("Cannes <2024>",)),
+    ]
+    followed = ((FESTIVAL, "Cannes"), (FESTIVAL, "Berlinale"))
+    by, groups = group_articles(articles, followed)
+    assert by == "festival"
+    assert [(g.name, [a.id for a in g.articles]) for g in groups] == [("Berlinale", [2]), ("Cannes", [1])] + [
+        (None, [3])  # "Cannes <2024>" is not a Cannes label: under "Also new", escaped below
+    ]
+    ctx = DigestContext(followed=followed)
+    telegram = Composer().telegram(articles, ctx).parts[0]
+    assert "Cannes 2025" in telegram and "Berlinale 2025" in telegram
+    assert "Cannes &lt;2024&gt;" in telegram and "<2024>" not in telegram
+    # Telegram's own parser (the fake Bot API's) takes it and shows the names as scraped.
+    from tests.fakes import telegram_rules
+
+    assert "Cannes <2024>" in telegram_rules.message_text(telegram, "HTML")
+    mail = Composer().email(articles, ctx)
+    assert "Cannes 2025" in mail.text and "Cannes &lt;2024&gt;" in mail.html
