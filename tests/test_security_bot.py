@@ -161,3 +161,25 @@ def test_import_and_operator_add_accept_only_what_smtp_carries(engine, settings)
         emails.new_reader("ünï@example.org", [], [], "weekly")
     assert refused.value.reason == "not_ascii"
     assert emails.new_reader("ünï@example.org", [], [], "weekly", smtputf8=True).email == "ünï@example.org"
+
+
+# Cases from email-validator's own suite (JoshData/python-email-validator, tests/test_syntax.py):
+# an internationalised domain alone needs no SMTPUTF8, a non-ASCII local part does.
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("jeff@臺網中心.tw", "jeff@xn--fiqq24b10vi0d.tw"),
+        ("伊昭傑@郵件.商務", None),
+        ("ñoñó@example.tld", None),
+        ("ιωάννης@εεττ.gr", None),
+        ("чебурашкаящик-с-апельсинами.рф@example.tld", None),
+    ],
+)
+def test_public_idn_cases(given, stored):
+    if stored is None:
+        with pytest.raises(emails.EmailError) as refused:
+            emails.normalize_address(given)
+        assert refused.value.reason == "not_ascii"
+        assert emails.normalize_address(given, smtputf8=True)  # valid, just not carried without SMTPUTF8
+    else:
+        assert emails.normalize_address(given) == stored
