@@ -10,35 +10,26 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.app import build_application, polling
 from digests import email_limits, emails, importer
 from digests.db import session_scope
 from digests.deliver import deliver_once_async
 from digests.models import EmailCodeLog, Outbox, Subscriber, utcnow
-from tests.fakes.botapi import FakeBotAPI
+from tests import bot_harness
+from tests.bot_harness import Talk
 from tests.fakes.smtp import SMTPSink
+
+api, app, bot_settings = bot_harness.api, bot_harness.app, bot_harness.bot_settings
 
 
 @pytest.fixture
-async def world(engine, settings):
-    async with FakeBotAPI(per_chat_interval=None) as api, SMTPSink() as sink:
-        cfg = settings.model_copy(
-            update={
-                **sink.settings(),
-                "telegram_bot_token": api.token,
-                "telegram_api_base_url": api.base_url,
-                "telegram_api_file_url": api.base_file_url,
-            }
-        )
-        async with polling(build_application(cfg, engine), long_poll=1):
-            yield api, sink, cfg
+async def world(api, app, bot_settings):
+    """The bot running (the harness's), plus a real SMTP server the delivery worker sends to."""
+    async with SMTPSink() as sink:
+        yield api, sink, bot_settings.model_copy(update=sink.settings())
 
 
 async def say(api, chat_id: int, text: str) -> str:
-    before = len(api.messages_for(chat_id))
-    api.push_message(chat_id, text)
-    found = await api.wait_messages(chat_id, before + 1, within=10)
-    return found[before].plain
+    return (await Talk(api, chat_id).say(text)).plain
 
 
 def minutes_pass(engine, minutes: float) -> None:
