@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from digests import email_limits, emails, importer
+from digests import email_limits, emails, importer, preview
 from digests.db import session_scope
 from digests.deliver import deliver_once_async
 from digests.models import EmailCodeLog, Outbox, Subscriber, utcnow
@@ -174,3 +174,11 @@ def test_public_idn_cases(given, stored):
         assert emails.normalize_address(given, smtputf8=True)  # valid, just not carried without SMTPUTF8
     else:
         assert emails.normalize_address(given) == stored
+
+
+def test_preview_finds_a_reader_by_the_address_as_typed(engine, settings):
+    with session_scope(engine) as s:
+        emails.add_reader(s, settings, emails.new_reader("ann@exämple.org", ["Belgium"], [], "weekly"),
+                          confirmed=True)
+    found, _rows = preview.preview(engine, settings, now=utcnow(), email=" Ann@Exämple.org ")
+    assert found is not None and found.email == "ann@xn--exmple-cua.org"
