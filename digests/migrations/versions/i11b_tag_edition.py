@@ -1,7 +1,7 @@
 """articletag.edition: the year of a festival tag ("Cannes 2024" is Cannes, edition 2024)
 
 Revision ID: i11b_tag_edition
-Revises: 34ba1a3c9178
+Revises: i9b_trust
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i11b_tag_edition"
-down_revision: str | Sequence[str] | None = "34ba1a3c9178"
+down_revision: str | Sequence[str] | None = "i9b_trust"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
