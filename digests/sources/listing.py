@@ -10,7 +10,8 @@ record parser serves both.
 Meta-line fields, decided one by one:
 - a field with at least one known country ("France/Belgium") lists countries; unknown names in
   it are dropped (logged at debug): a country nobody can subscribe to is noise;
-- "<Festival> <year>" ("Toronto 2024") is the Festivals section;
+- "<Festival> <year>" ("Toronto 2024"), or a known event named without a year ("Marché du
+  Film"), is a festival tag and the event's section (see "Named events" below);
 - a known section is that section;
 - anything else is kept as a section ("Platform", Toronto's sidebar, stays findable), except in
   the country slot: the last of several fields after a regular section ("Production | Gondor")
