@@ -107,6 +107,13 @@ def by_address(session: Session, address: str) -> Subscriber | None:
     return session.exec(select(Subscriber).where(Subscriber.email == address)).first()
 
 
+def festivals_of(session: Session, subscriber_id: int) -> list[str]:
+    """The festivals the subscriber follows (every edition), sorted."""
+    rows = session.exec(select(Subscription.value).where(
+        Subscription.subscriber_id == subscriber_id, Subscription.kind == catalog.FESTIVAL))
+    return sorted(rows)
+
+
 def terms_of(session: Session, subscriber_id: int) -> tuple[list[str], list[str]]:
     """(countries, sections) the subscriber follows, sorted."""
     rows = session.exec(
@@ -334,8 +341,10 @@ def set_preferences(
     sections: list[str],
     frequency: str,
     limit: int | None = None,
+    festivals: list[str] | None = None,
 ) -> Subscriber:
-    """Replace the subscriber's countries and sections, and set the email frequency."""
+    """Replace the subscriber's countries and sections (and festivals, unless None: a form that
+    does not show them leaves them as they are), and set the email frequency."""
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
         raise EmailError("gone")
@@ -352,11 +361,16 @@ def set_preferences(
         if value is None:
             raise EmailError("unknown_term", term=name)
         wanted.add((catalog.SECTION, value))
+    for name in festivals or ():
+        value = catalog.lookup_festival(name)
+        if value is None:
+            raise EmailError("unknown_term", term=name)
+        wanted.add((catalog.FESTIVAL, value))
     existing = session.exec(select(Subscription).where(Subscription.subscriber_id == subscriber_id)).all()
     have = {(s.kind, s.value): s for s in existing}
-    # The page shows countries and sections only: what else the reader follows (festivals, from
-    # the bot) stays, and counts towards the limit.
-    kept = {key for key in have if key[0] not in (catalog.COUNTRY, catalog.SECTION)}
+    # Kinds the caller did not show stay as they are, and count towards the limit.
+    shown = {catalog.COUNTRY, catalog.SECTION} | ({catalog.FESTIVAL} if festivals is not None else set())
+    kept = {key for key in have if key[0] not in shown}
     if limit is not None and len(wanted | kept) > limit:
         raise EmailError("too_many_terms", limit=limit)
     for key, row in have.items():

@@ -146,13 +146,13 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
     async def preferences_page(
         request: Request, claim: tokens.Claim, *, saved: bool = False, problem: str | None = None
     ) -> Response:
-        def read() -> tuple[Subscriber, list[str], list[str]]:
+        def read() -> tuple[Subscriber, list[str], list[str], list[str]]:
             with session_scope(engine) as session:
                 subscriber = bound(session, claim)
                 countries, sections = emails.terms_of(session, subscriber.id)
-                return subscriber, countries, sections
+                return subscriber, countries, sections, emails.festivals_of(session, subscriber.id)
 
-        subscriber, countries, sections = await run_in_threadpool(read)
+        subscriber, countries, sections, festivals = await run_in_threadpool(read)
         chosen = set(countries)
         return page(
             "preferences",
@@ -164,6 +164,8 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             other_countries=[c for c in catalog.countries() if c not in chosen],
             all_sections=list(catalog.sections()),
             chosen_sections=set(sections),
+            all_festivals=list(catalog.festivals()),
+            chosen_festivals=set(festivals),
             frequencies=emails.FREQUENCIES,
             unsubscribe_url=tokens.link(settings, subscriber, "unsubscribe"),
         )
@@ -175,6 +177,8 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         form = await request.form()
         countries = [str(v) for v in form.getlist("country")]
         sections = [str(v) for v in form.getlist("section")]
+        # Only a form that showed the festivals may change them (no ticks there means none).
+        festivals = [str(v) for v in form.getlist("festival")] if "festivals_shown" in form else None
         frequency = str(form.get("frequency", ""))
 
         def save() -> str | None:
@@ -188,6 +192,7 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
                         sections=sections,
                         frequency=frequency,
                         limit=settings.max_subscriptions,
+                        festivals=festivals,
                     )
                 except emails.EmailError as exc:
                     session.rollback()

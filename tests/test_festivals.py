@@ -15,6 +15,7 @@ from digests.ingest import ingest_page
 from digests.models import ArticleTag, Outbox, Subscriber, Subscription
 from digests.sources import listing
 from tests.test_ingest import cli  # noqa: F401 - the fixture, used by name
+from tests.test_web import web_settings  # noqa: F401 - the fixture, used by name
 
 NOW = datetime(2025, 11, 24, 7, 0, tzinfo=UTC)  # Monday 08:00 in Brussels
 
@@ -249,3 +250,48 @@ def test_digests_for_festival_followers_group_by_festival_and_show_the_edition()
     assert "Cannes <2024>" in telegram_rules.message_text(telegram, "HTML")
     mail = Composer().email(articles, ctx)
     assert "Cannes 2025" in mail.text and "Cannes &lt;2024&gt;" in mail.html
+
+
+async def test_preferences_page_shows_and_changes_festivals(engine, web_settings):  # noqa: F811
+    import httpx
+
+    from digests import web
+    from tests.test_web import _path, _reader, running
+
+    ann = _reader(engine, web_settings)
+    with session_scope(engine) as s:
+        s.add(Subscription(subscriber_id=ann, kind=FESTIVAL, value="Cannes"))
+    path = _path(web_settings, ann, "preferences")
+
+    def follows() -> set[tuple[str, str]]:
+        with session_scope(engine) as s:
+            return {
+                (r.kind, r.value)
+                for r in s.exec(select(Subscription).where(Subscription.subscriber_id == ann))
+            }
+
+    async with (
+        running(web.create_app(web_settings, engine)) as base,
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        page = await http.get(path)
+        assert 'value="Cannes" checked' in page.text and 'value="Venice">' in page.text
+        form = {"country": ["Belgium"], "section": ["Production"], "frequency": "weekly"}
+        saved = await http.post(
+            path, data={**form, "festivals_shown": "1", "festival": ["Venice", "Berlinale"]}
+        )
+        assert saved.status_code == 200 and 'value="Venice" checked' in saved.text
+        assert follows() == {
+            ("country", "Belgium"),
+            ("section", "Production"),
+            (FESTIVAL, "Venice"),
+            (FESTIVAL, "Berlinale"),
+        }
+        # A form that did not show the festivals (an old page) leaves them alone.
+        await http.post(path, data=form)
+        assert (FESTIVAL, "Venice") in follows()
+        # Showing them with none ticked means none.
+        await http.post(path, data={**form, "festivals_shown": "1"})
+        assert follows() == {("country", "Belgium"), ("section", "Production")}
+        bad = await http.post(path, data={**form, "festivals_shown": "1", "festival": ["Atlantis Fest"]})
+        assert bad.status_code == 400
