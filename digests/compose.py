@@ -17,6 +17,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import css_inline
 import jinja2
@@ -47,6 +48,19 @@ class TemplateError(RuntimeError):
         super().__init__(f"template {where}: {message}")
 
 
+def safe_href(url: str) -> str | None:
+    """`url` fit for an href, or None: only http(s) with a host, so a source can never slip in a
+    `javascript:`, `data:` or relative link; the template escapes it as an attribute."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or not url[:8].lower().startswith(
+        ("https://", "http://")
+    ):
+        return None
+    # Telegram rejects an href with whitespace or control characters; scraped URLs carry some.
+    return re.sub(r"[\s\x00-\x1f\x7f]", lambda m: f"%{ord(m.group()):02X}", url)
+
+
 @dataclass(frozen=True, slots=True)
 class ArticleView:
     """What a digest shows of one article."""
@@ -63,10 +77,7 @@ class ArticleView:
     @property
     def link(self) -> str | None:
         """The URL to link, or None (text-only `clapper:text/...` pages, anything not http)."""
-        if not self.url.startswith(("https://", "http://")):
-            return None
-        # Telegram rejects an href with whitespace; scraped URLs occasionally carry some.
-        return re.sub(r"\s", lambda m: f"%{ord(m.group()):02X}", self.url.strip())
+        return safe_href(self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,17 +146,39 @@ def telegram_length(text_html: str) -> int:
     return len(plain.encode("utf-16-le")) // 2
 
 
+# Text templates print as is (subjects, plain-text parts, labels, CLI); everything else is HTML and
+# escaped, so a template or shared file that forgets its suffix fails safe (visible `&amp;`), never
+# live markup. None (a template built from a string or a macro called from Python) stays text.
+_TEXT_SUFFIXES = (".txt.j2", ".subject.j2")
+
+
 def _html_autoescape(name: str | None) -> bool:
-    # _macros.j2 is deliberately not escaped: its macros return plain text, which HTML callers
-    # escape when they print it and text templates print as is.
-    return bool(name) and name.endswith((".html.j2", ".html"))
+    return bool(name) and not name.endswith(_TEXT_SUFFIXES)
+
+
+class _Loader(jinja2.FileSystemLoader):
+    """templates/ on disk, where a shared file `_NAME.j2` is also reachable as `_NAME.txt.j2`.
+
+    Jinja escapes a macro's output by the rule of the file that defines it, and the caller then
+    treats it as safe: HTML callers import `_macros.j2` (escaped), text callers `_macros.txt.j2`,
+    the same source compiled without escaping. One wording, two escape modes.
+    """
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        try:
+            return super().get_source(environment, template)
+        except jinja2.TemplateNotFound:
+            leaf = template.rpartition("/")[2]
+            if not (leaf.startswith("_") and leaf.endswith(".txt.j2")):
+                raise
+            return super().get_source(environment, template.removesuffix(".txt.j2") + ".j2")
 
 
 @lru_cache(maxsize=8)
 def make_environment(path: str | Path = TEMPLATES_DIR) -> jinja2.Environment:
     """The one Jinja2 environment over `path` (templates/ by default)."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(path)),
+        loader=_Loader(str(path)),
         undefined=jinja2.StrictUndefined,
         autoescape=_html_autoescape,
         trim_blocks=True,

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
-from digests import store
+from digests import catalog, store
 from digests.config import Settings
 from digests.models import Source
 from digests.sources import ParsedArticle, ParsedPage, listing, rss
@@ -107,15 +107,25 @@ def canonical_url(url: str) -> str:
 
 
 def normalise(articles: Iterable[ParsedArticle]) -> list[ParsedArticle]:
-    """Canonical URLs, tidy text, and each URL once (first wins: listings are newest first)."""
+    """Canonical URLs, tidy text, clean tags, and each URL once (first wins: listings are newest
+    first). Whatever parser produced them, what reaches the store is plain text."""
     seen: set[str] = set()
     out: list[ParsedArticle] = []
     for a in articles:
-        url = canonical_url(a.url)
+        url = canonical_url(catalog.clean_text(a.url))
         if url in seen:
             continue
         seen.add(url)
-        out.append(replace(a, url=url, title=" ".join(a.title.split()), summary=" ".join(a.summary.split())))
+        out.append(
+            replace(
+                a,
+                url=url,
+                title=catalog.clean_text(a.title),
+                summary=catalog.clean_text(a.summary),
+                sections=catalog.clean_tags(a.sections),
+                countries=catalog.clean_tags(a.countries),
+            )
+        )
     return out
 
 
