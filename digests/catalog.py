@@ -183,11 +183,16 @@ _MARKUP = re.compile(r"<[^<>]*>")
 _INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
+def strip_markup(text: str) -> str:
+    """`text` without tags, stray angle brackets or control characters, spaces collapsed."""
+    text = _INVISIBLE.sub(" ", _MARKUP.sub(" ", text))
+    return " ".join(text.replace("<", " ").replace(">", " ").split())
+
+
 def clean_tag(text: str) -> str:
     """A source's tag as plain text: markup and control characters removed, spaces collapsed,
     at most TAG_MAX_LENGTH characters (cut at a word when possible). May return ''."""
-    text = _INVISIBLE.sub(" ", _MARKUP.sub(" ", text))
-    text = " ".join(text.replace("<", " ").replace(">", " ").split())
+    text = strip_markup(text)
     if len(text) > TAG_MAX_LENGTH:
         cut = text[:TAG_MAX_LENGTH]
         text = cut.rsplit(" ", 1)[0] if " " in cut[TAG_MAX_LENGTH // 2 :] else cut

@@ -187,6 +187,7 @@ def make_environment(path: str | Path = TEMPLATES_DIR) -> jinja2.Environment:
     )
     env.filters["date"] = fmt_date
     env.filters["day"] = fmt_day
+    env.filters["href"] = safe_href  # for views without ArticleView.link: '' or None = no link
     return env
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import html
 import io
 import logging
 import re
@@ -77,7 +78,10 @@ def _entry(entry: feedparser.FeedParserDict, today: date) -> ParsedArticle | Non
     sections: list[str] = []
     countries: list[str] = []
     for tag in entry.get("tags") or []:
-        for term in re.split(r"\s*[/|,;]\s*", tag.get("term") or tag.get("label") or ""):
+        # feedparser hands a category over HTML-escaped: decode it, then drop any markup, before
+        # splitting "France/Belgium" (an entity's ";" or a tag's "/" would split it otherwise).
+        raw = html.unescape(tag.get("term") or tag.get("label") or "")
+        for term in re.split(r"\s*[/|,;]\s*", catalog.strip_markup(raw)):
             if not term.strip():
                 continue
             if country := catalog.lookup_country(term):
