@@ -95,9 +95,7 @@ async def _web(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
         def capture_signals(self):
             yield
 
-    server = _Server(
-        uvicorn.Config(app, host=settings.web_host, port=settings.web_port, log_config=None, lifespan="auto")
-    )
+    server = _Server(web.server_config(app, settings))
 
     async def serving() -> None:
         try:

@@ -203,15 +203,26 @@ async def serve(
     """Run the app with uvicorn inside the current event loop (for `clapper web` and `clapper run`)."""
     import uvicorn
 
-    config = uvicorn.Config(
-        create_app(settings, engine),
+    config = server_config(create_app(settings, engine), settings, host=host, port=port)
+    await uvicorn.Server(config).serve()
+
+
+def server_config(app: Starlette, settings: Settings, *, host: str | None = None, port: int | None = None):
+    """The one uvicorn configuration of `clapper web` and `clapper run`."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
         host=host or settings.web_host,
         port=port or settings.web_port,
+        # Logging is configured by logs.configure; uvicorn's own config would replace it.
+        log_config=None,
         log_level=settings.log_level.lower(),
+        lifespan="auto",
         proxy_headers=True,
+        # No Server header: a scanner learns nothing about what answers.
         server_header=False,
         # Access logs would record every token (the URLs are bearer links); our own log lines
         # name the subscriber id instead.
         access_log=False,
     )
-    await uvicorn.Server(config).serve()

@@ -130,7 +130,7 @@ def run(out: Path, chromium: str, *, only: set[str] | None = None) -> list[Path]
         settings = Settings(
             _env_file=None,
             database_url=f"sqlite:///{tmp / 'shots.db'}",
-            secret_key="screenshots",
+            secret_key="screenshots-secret-key-0123456789abcdef",
             public_base_url=base,
         )
         engine = db.init(settings.database_url)

@@ -272,6 +272,7 @@ def test_cli_broadcast_previews_asks_and_queues(db_url, engine, monkeypatch, tmp
     from digests.config import get_settings
 
     monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("SECRET_KEY", "broadcast-test-key-0123456789abcdef-0123")
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     _people(engine, chats=3, inboxes=2)

@@ -70,7 +70,7 @@ def ingest_command(
     if fmt not in ingest.FORMATS:
         _err(f"Unknown format {fmt!r}: use auto, listing or rss.")
         raise typer.Exit(2)
-    settings, engine = setup()
+    settings, engine = setup(needs_secret=False)
     console = _console()
 
     if file is not None or url is not None:
@@ -129,7 +129,7 @@ def _run_sources(engine, settings, source: str | None, *, dry_run: bool, quiet: 
 @sources_app.command("list")
 def sources_list() -> None:
     """Configured sources and their fetch state."""
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     with session_scope(engine) as session:
         rows = store.list_sources(session)
     if not rows:
@@ -162,7 +162,7 @@ def sources_add(
     if not url.startswith(("http://", "https://")):
         _err("The URL must start with http:// or https://")
         raise typer.Exit(2)
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     try:
         with session_scope(engine) as session:
             store.add_source(session, name=name, url=url, kind=kind)
@@ -175,7 +175,7 @@ def sources_add(
 @sources_app.command("remove")
 def sources_remove(name: str = typer.Argument(...)) -> None:
     """Remove a source (its articles stay)."""
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     with session_scope(engine) as session:
         removed = store.remove_source(session, name)
     if not removed:
@@ -208,7 +208,7 @@ def articles_command(
         except ValueError as exc:
             _err(f"--since wants a date like 2024-09-30, not {since!r}")
             raise typer.Exit(2) from exc
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     with session_scope(engine) as session:
         rows = store.articles(session, countries=countries, sections=sections, since=since_date, limit=limit)
     if as_json:

@@ -82,7 +82,7 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """Every email reader with status, frequency and what they follow."""
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     with session_scope(engine) as session:
         rows = emails.list_readers(session, status=status)
     if as_json:
@@ -107,7 +107,7 @@ def list_(
 @subscribers_app.command("remove")
 def remove(address: str = typer.Argument(..., help="The address to forget.")) -> None:
     """Forget an address (a Telegram chat that had it keeps its Telegram subscription)."""
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     try:
         with session_scope(engine) as session:
             found = emails.remove_reader(session, address)
@@ -124,7 +124,7 @@ def export(
     status: str | None = typer.Option(None, "--status", help="Only readers with this status."),
 ) -> None:
     """Readers as CSV (the import format plus a status column)."""
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     with session_scope(engine) as session:
         text = importer.export_csv(session, status=status)
     if out is None:
