@@ -72,7 +72,9 @@ def import_(
         err = Console(stderr=True)
         err.print(f"[yellow]{len(report.bad)} row(s) not imported:[/yellow]")
         for bad in report.bad:
-            err.print(f"  line {bad.line}: {bad.email or '(no address)'}: {bad.reason}", markup=False)
+            # One line per row, never wrapped: operators grep and paste these.
+            err.print(f"  line {bad.line}: {bad.email or '(no address)'}: {bad.reason}", markup=False,
+                      soft_wrap=True)
         raise typer.Exit(2)
 
 
