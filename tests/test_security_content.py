@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import httpx
 from sqlmodel import select
 
-from digests import catalog, compose, emails, ingest, queue, tokens, web
+from digests import catalog, compose, emails, ingest, queue, telegram_html, tokens, web
 from digests.db import session_scope
 from digests.deliver import deliver_once_async
 from digests.models import ArticleTag, Outbox, Subscriber, Subscription
@@ -202,3 +202,13 @@ def test_html_templates_escape_and_text_templates_do_not():
     assert emails.render("email/digest.txt.j2", groups=[compose.Group("<b>R&D</b>", (article,))], more=[],
                          grouped_by="section", ctx=ctx, article_count=1, group_names=[], links=None,
                          subject="s").count("<b>R&D</b>") == 2
+
+
+def test_an_announcement_cannot_link_to_script():
+    # The admin's Telegram HTML becomes every reader's email HTML as it is.
+    for href in ("javascript:alert(123)", "JaVaSCript:alert(123)", "data:text/html,x", " javascript:x",
+                 "&#106;avascript:alert(1)"):
+        problems = telegram_html.check(f'<a href="{href}">x</a>')
+        assert problems == ["<a> at character 1 must link to an http(s), tg: or mailto: address"], href
+    for href in ("https://example.org", "tg://user?id=1", "mailto:news@example.org"):
+        assert telegram_html.check(f'<a href="{href}">x</a>') == []
