@@ -356,6 +356,8 @@ def cli(db_url, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)  # no developer .env
     monkeypatch.setenv("DATABASE_URL", db_url)
+    # `clapper demo` signs its sample email's links; PostgreSQL needs a key for that.
+    monkeypatch.setenv("SECRET_KEY", "ingest-test-key-0123456789abcdef-012345")
     monkeypatch.setenv("HTTP_TIMEOUT", "0.3")
     monkeypatch.setenv("HTTP_RETRIES", "0")
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps tables to the terminal width
