@@ -4,13 +4,17 @@ and no log line may carry a token; no answer may carry a Server header."""
 from __future__ import annotations
 
 import asyncio
+import logging
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlmodel import select
 
 from digests import emails, tokens
 from digests.config import Settings
 from digests.db import session_scope
+from digests.models import Subscriber
 from tests.fakes.smtp import SMTPSink, free_port
 from tests.test_run_e2e import Service, service_env
 
@@ -69,3 +73,66 @@ async def test_no_token_in_any_log_line_and_no_server_header(engine, db_url, tmp
     for token in (*wanted.values(), forged):
         assert token not in log
         assert token.split(".")[-1] not in log  # not even the signature
+
+
+async def test_no_bot_token_code_or_link_in_the_logs_of_a_bot_conversation(engine, settings, monkeypatch):
+    """The bot, /email + /verify and a delivered digest at DEBUG, with logging configured as
+    every command configures it (httpx would print the bot token in each request URL)."""
+    from bot.app import build_application, polling
+    from digests import logs, queue
+    from digests.deliver import deliver_once_async
+    from tests.fakes.botapi import FakeBotAPI
+    from tests.test_bot_email import code_from_mail, say
+
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            # The fakes' own servers (aiosmtpd's "mail.log", the fake Bot API) are not Clapper.
+            if not record.name.startswith(("mail.log", "tests.", "aiohttp.access")):
+                records.append(self.format(record))
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, logging.getLogger("httpx").level
+    async with FakeBotAPI(per_chat_interval=None) as api, SMTPSink() as sink:
+        cfg = settings.model_copy(update={
+            **sink.settings(), "telegram_bot_token": api.token, "telegram_api_base_url": api.base_url,
+            "telegram_api_file_url": api.base_file_url, "public_base_url": "https://news.example.org",
+            "log_level": "DEBUG",
+        })
+        logs.configure(cfg)
+        keep = Keep()
+        keep.setFormatter(logs.JsonFormatter())
+        root.addHandler(keep)
+        try:
+            async with polling(build_application(cfg, engine), long_poll=1):
+                await say(api, 601, "/subscribe Belgium")
+                await say(api, 601, "/email ann@example.org")
+                code = await code_from_mail(engine, cfg, sink, "ann@example.org")
+                assert "Confirmed" in await say(api, 601, f"/verify {code}")
+                await say(api, 601, "/latest")
+            queue.queue_due(engine, cfg, now=datetime.now(UTC), force=True)
+            await deliver_once_async(engine, cfg, worker_id="t")
+        finally:
+            root.handlers[:], _, _ = saved
+            root.setLevel(saved[1])
+            logging.getLogger("httpx").setLevel(saved[2])
+    with session_scope(engine) as s:
+        ann = s.exec(select(Subscriber).where(Subscriber.email == "ann@example.org")).one().id
+    log = "\n".join(records)
+    assert len(records) > 20  # DEBUG really was on
+    secrets_in_play = [api.token, api.token.split(":")[1], f"/verify {code}", f'"{code}"',
+                       *(tokens.make_token(cfg, ann, p) for p in ("unsubscribe", "preferences"))]
+    for secret in secrets_in_play:
+        assert secret not in log, secret
+
+
+def test_redact_removes_bot_tokens_link_tokens_and_codes():
+    from digests.logs import redact
+
+    assert redact("Set Bot API URL: https://api.telegram.org/bot123456:AAH-x_Y9/getMe") == (
+        "Set Bot API URL: https://api.telegram.org/bot<bot token>/getMe"
+    )
+    assert redact('GET /unsubscribe?token=MQ.aB-_9.s&x=1 "ok"') == 'GET /unsubscribe?token=<token>&x=1 "ok"'
+    assert redact("{'text': '/verify 123456'}") == "{'text': '/verify <code>'}"
+    assert redact("usage: /verify") == "usage: /verify"
