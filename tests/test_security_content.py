@@ -212,3 +212,31 @@ def test_an_announcement_cannot_link_to_script():
         assert problems == ["<a> at character 1 must link to an http(s), tg: or mailto: address"], href
     for href in ("https://example.org", "tg://user?id=1", "mailto:news@example.org"):
         assert telegram_html.check(f'<a href="{href}">x</a>') == []
+
+
+def test_the_cli_prints_rich_markup_from_a_source_as_text(db_url, tmp_path, monkeypatch):
+    # The CLI's tables are Rich: "[/b]" from a source would raise MarkupError mid-listing.
+    from typer.testing import CliRunner
+
+    from digests.cli import app as cli_app
+    from digests.config import get_settings
+
+    page = tmp_path / "rich.txt"
+    page.write_text(LISTING.replace("<b>Evil</b> & <img src=x onerror=alert(123) />", "[/b]")
+                    .replace("<script>alert(123)</script>", "[/red]"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    try:
+        run = CliRunner().invoke
+        ingested = run(cli_app, ["ingest", "--file", str(page)])
+        assert ingested.exit_code == 0, ingested.output
+        listed = run(cli_app, ["articles"])
+        assert listed.exit_code == 0, listed.output
+        assert "[/red] The Mute" in listed.stdout and "[/b]" in listed.stdout
+        removed = run(cli_app, ["subscribers", "remove", "--", "[/red]x@example.org"])
+        assert removed.exit_code == 1 and "Traceback" not in removed.output
+        assert "[/red]x@example.org" in removed.stderr
+    finally:
+        get_settings.cache_clear()

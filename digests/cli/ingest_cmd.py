@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -26,7 +27,8 @@ def _console() -> Console:
 
 
 def _err(message: str) -> None:
-    Console(stderr=True).print(f"[red]{message}[/red]")
+    # Messages quote addresses, files and errors: text, never Rich markup.
+    Console(stderr=True).print(f"[red]{escape(message)}[/red]")
 
 
 def _print_json(rows: Iterable[dict[str, object]]) -> None:
@@ -40,7 +42,7 @@ def _result_table(results: list[ingest.SourceResult], *, dry_run: bool) -> Table
         table.add_column(col, justify="right" if col in ("Found", "New", "Updated") else "left")
     for r in results:
         if not r.ok:
-            status = f"[red]failed: {r.error}[/red]"
+            status = f"[red]failed: {escape(r.error or '')}[/red]"
         elif r.deferred:
             status = "[yellow]backing off[/yellow]"
         elif r.not_modified:
@@ -49,7 +51,7 @@ def _result_table(results: list[ingest.SourceResult], *, dry_run: bool) -> Table
             status = f"ok, {r.pages} page{'s' if r.pages != 1 else ''}"
             if r.skipped_records:
                 status += f", {r.skipped_records} record(s) skipped"
-        table.add_row(r.name, str(r.found), str(r.new), str(r.updated), status)
+        table.add_row(escape(r.name), str(r.found), str(r.new), str(r.updated), status)
     return table
 
 
@@ -140,13 +142,13 @@ def sources_list() -> None:
         table.add_column(col)
     for s in rows:
         table.add_row(
-            s.name,
+            escape(s.name),
             s.kind,
-            s.url,
+            escape(s.url),
             "yes" if s.enabled else "no",
             s.last_success_at.strftime("%Y-%m-%d %H:%M") if s.last_success_at else "never",
             str(s.error_count),
-            s.last_error or "",
+            escape(s.last_error or ""),
             s.next_fetch_at.strftime("%Y-%m-%d %H:%M") if s.next_fetch_at else "",
         )
     _console().print(table)
@@ -169,7 +171,7 @@ def sources_add(
     except ValueError as exc:
         _err(str(exc))
         raise typer.Exit(2) from exc
-    _console().print(f"Added source {name} ({kind}): {url}")
+    _console().print(f"Added source {name} ({kind}): {url}", markup=False)
 
 
 @sources_app.command("remove")
@@ -181,7 +183,7 @@ def sources_remove(name: str = typer.Argument(...)) -> None:
     if not removed:
         _err(f"No source named {name!r}")
         raise typer.Exit(1)
-    _console().print(f"Removed source {name}")
+    _console().print(f"Removed source {name}", markup=False)
 
 
 def articles_command(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from digests import emails, importer
@@ -18,7 +19,8 @@ subscribers_app = typer.Typer(help="Email readers (no Telegram needed).", no_arg
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    Console(stderr=True).print(f"[red]{message}[/red]")
+    # Messages quote addresses, files and errors: text, never Rich markup.
+    Console(stderr=True).print(f"[red]{escape(message)}[/red]")
     return typer.Exit(code)
 
 
@@ -96,7 +98,7 @@ def list_(
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r.email,
+            escape(r.email),
             r.status,
             r.frequency,
             ", ".join(r.countries) or "all",
