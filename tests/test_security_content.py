@@ -172,7 +172,8 @@ async def test_hostile_source_reaches_telegram_and_email_as_text(engine, setting
         httpx.AsyncClient(base_url=base) as http,
     ):
         for purpose in ("preferences", "unsubscribe"):
-            r = await http.get(f"/{purpose}", params={"token": tokens.make_token(linked, ann, purpose)})
+            token = tokens.make_token(linked, tokens.Recipient(ann, "ann@example.org"), purpose)
+            r = await http.get(f"/{purpose}", params={"token": token})
             assert r.status_code == 200 and not live_markup(r.text), live_markup(r.text)
 
 

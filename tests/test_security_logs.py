@@ -37,7 +37,8 @@ async def test_no_token_in_any_log_line_and_no_server_header(engine, db_url, tmp
         settings = Settings(_env_file=None, database_url=db_url, secret_key=env["SECRET_KEY"],
                             public_base_url=base)
         ann = _reader(engine, settings)
-        wanted = {p: tokens.make_token(settings, ann, p) for p in ("unsubscribe", "preferences", "confirm")}
+        reader = tokens.Recipient(ann, "ann@example.org")
+        wanted = {p: tokens.make_token(settings, reader, p) for p in tokens.PURPOSES}
         forged = wanted["unsubscribe"][:-3] + "AAA"
         service = Service(tmp_path, env, command)
         try:
@@ -122,7 +123,8 @@ async def test_no_bot_token_code_or_link_in_the_logs_of_a_bot_conversation(engin
     log = "\n".join(records)
     assert len(records) > 20  # DEBUG really was on
     secrets_in_play = [api.token, api.token.split(":")[1], f"/verify {code}", f'"{code}"',
-                       *(tokens.make_token(cfg, ann, p) for p in ("unsubscribe", "preferences"))]
+                       *(tokens.make_token(cfg, tokens.Recipient(ann, "ann@example.org"), p)
+                         for p in ("unsubscribe", "preferences"))]
     for secret in secrets_in_play:
         assert secret not in log, secret
 

@@ -21,6 +21,7 @@ from digests.config import Settings, get_settings
 from digests.secrets_rule import WeakSecret
 
 GOOD_KEY = "a-perfectly-random-key-of-40-characters!"
+ANN = tokens.Recipient(7, "ann@example.org")
 CLAPPER = [sys.executable, "-c", "from digests.cli import main; main()"]
 
 # Every command that makes or checks a token or secret, with arguments that would otherwise work
@@ -87,7 +88,7 @@ def test_placeholder_and_short_keys_are_refused_with_or_without_public_url(tmp_p
             with pytest.raises(WeakSecret, match="SECRET_KEY"):
                 settings.secret()
             with pytest.raises(WeakSecret):
-                tokens.make_token(settings, 1, "unsubscribe")
+                tokens.make_token(settings, ANN, "unsubscribe")
             with pytest.raises(WeakSecret):
                 webhook_secret(settings)
     assert Settings(_env_file=None, database_url=db, secret_key="k" * 32).secret() == "k" * 32
@@ -103,8 +104,8 @@ def test_unset_key_on_sqlite_is_generated_once_beside_the_database(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     secrets_rule.resolve.cache_clear()  # a new process
     assert Settings(_env_file=None, database_url=f"sqlite:///{db}").secret() == key
-    token = tokens.make_token(settings, 7, "unsubscribe")
-    assert tokens.read_token(settings, token, "unsubscribe") == 7
+    token = tokens.make_token(settings, ANN, "unsubscribe")
+    assert tokens.read_token(settings, token, "unsubscribe").subscriber_id == ANN.id
     # Another database gets another key: its tokens are worthless here.
     other = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'other.db'}")
     assert other.secret() != key
@@ -127,7 +128,7 @@ def test_unset_key_on_postgresql_is_refused(db_url):
     with pytest.raises(WeakSecret, match="SECRET_KEY is not set"):
         settings.secret()
     with pytest.raises(WeakSecret):
-        tokens.link(settings.model_copy(update={"public_base_url": "https://n.example.org"}), 1, "confirm")
+        tokens.link(settings.model_copy(update={"public_base_url": "https://n.example.org"}), ANN, "confirm")
 
 
 def test_webhook_secret_is_not_derived_from_a_public_default(tmp_path):
