@@ -32,7 +32,7 @@ def keygen(
             out=out,
             domain=domain,
             selector=selector,
-            name=dkim.record_name(selector, domain),
+            record_name=dkim.record_name(selector, domain),
             record=dkim.txt_record(public),
         ),
         nl=False,
