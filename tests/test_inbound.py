@@ -15,9 +15,9 @@ import aiosmtplib
 import pytest
 from sqlmodel import select
 
-from digests import status, subscriptions
+from digests import runner, status, subscriptions
 from digests.db import session_scope
-from digests.inbound import outcomes, server
+from digests.inbound import outcomes
 from digests.models import InboundEvent, utcnow
 from tests.deliver_support import add_subscriber, queue_email, row, subscriber
 from tests.fakes.smtp import free_port
@@ -154,11 +154,10 @@ async def test_real_message_over_smtp(name, engine, inbound_settings):
     ids = _reader_and_bystander(engine, CASES[name][0])
     port = free_port()
     stop = asyncio.Event()
-    listening = asyncio.create_task(
-        server.serve(
-            inbound_settings.model_copy(update={"inbound_host": "127.0.0.1"}), engine, stop, port=port
-        )
-    )
+    # As `clapper run` starts it when BOUNCE_DOMAIN and INBOUND_PORT are set (digests.runner).
+    listen = inbound_settings.model_copy(update={"inbound_host": "127.0.0.1", "inbound_port": port})
+    parts = runner.Parts(bot=None, scheduler=False, worker=False, inbound=True)
+    listening = asyncio.create_task(runner.serve(listen, engine, parts, stop=stop, install_signals=False))
     try:
         for _ in range(100):
             try:
@@ -178,7 +177,7 @@ async def test_real_message_over_smtp(name, engine, inbound_settings):
         await smtp.quit()
     finally:
         stop.set()
-        await listening
+        assert await listening == 0
     _assert_outcome(engine, name, ids)
 
 
