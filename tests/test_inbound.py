@@ -343,3 +343,20 @@ def test_clapper_inbound_listens_until_sigterm(tmp_path):
     assert "inbound complaint: unsubscribed" in out
     assert subscriber(engine, ids[0]).email_status == "unsubscribed"
     assert row(engine, ids[1]).state == "cancelled"
+
+
+def test_the_old_mailto_of_emails_sent_before_bounce_domain_still_unsubscribes(engine, inbound_settings):
+    """Before BOUNCE_DOMAIN the mailto went to MAIL_FROM with the signed link token in the subject."""
+    from digests import tokens
+
+    reader, reader_row, *_ = _reader_and_bystander(engine, "ann@example.org")
+    subject = "unsubscribe " + tokens.make_token(inbound_settings, reader, "unsubscribe")
+    raw = (
+        f"From: Ann <ann@example.org>\r\nTo: digests@clapper.test\r\nSubject: {subject}\r\n"
+        "Message-ID: <x1@example.org>\r\n\r\n\r\n"
+    ).encode()
+    result = outcomes.handle(engine, inbound_settings, raw, ["digests@clapper.test"])
+    assert (result.kind, result.outcome, result.subscriber_id) == ("unsubscribe", "unsubscribed", reader)
+    assert row(engine, reader_row).state == "cancelled"
+    tampered = raw.replace(subject.encode(), subject.encode()[:-2] + b"xx")
+    assert outcomes.handle(engine, inbound_settings, tampered, ["digests@clapper.test"]).kind == "forged"
