@@ -29,7 +29,7 @@ def keygen(
     typer.echo(
         _render(
             "cli/dkim_keygen.txt.j2",
-            out=out,
+            out=out.resolve(),  # the setting must hold where the key is, wherever clapper runs from
             domain=domain,
             selector=selector,
             record_name=dkim.record_name(selector, domain),
