@@ -350,7 +350,8 @@ def test_the_old_mailto_of_emails_sent_before_bounce_domain_still_unsubscribes(e
     from digests import tokens
 
     reader, reader_row, *_ = _reader_and_bystander(engine, "ann@example.org")
-    subject = "unsubscribe " + tokens.make_token(inbound_settings, reader, "unsubscribe")
+    ann = tokens.Recipient(reader, "ann@example.org")
+    subject = "unsubscribe " + tokens.make_token(inbound_settings, ann, "unsubscribe")
     raw = (
         f"From: Ann <ann@example.org>\r\nTo: digests@clapper.test\r\nSubject: {subject}\r\n"
         "Message-ID: <x1@example.org>\r\n\r\n\r\n"

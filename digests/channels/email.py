@@ -66,19 +66,20 @@ def envelope_sender(settings: Settings, row: EmailRow) -> str:
 
 
 def unsubscribe_headers(
-    settings: Settings, subscriber_id: int | None, *, token: str | None = None
+    settings: Settings, subscriber_id: int | None, address: str, *, token: str | None = None
 ) -> dict[str, str]:
     """List-Unsubscribe (https URL first, then a mailto) and, with a URL, RFC 8058 one-click POST.
 
-    With a VERP `token` the mailto goes to the inbound domain, where `clapper inbound` reads it.
-    """
+    The link token is bound to `address`, the one this message goes to. With a VERP `token` the
+    mailto goes to the inbound domain, where `clapper inbound` reads it."""
     if subscriber_id is None:
         return {}
-    url = tokens.link(settings, subscriber_id, "unsubscribe")
+    reader = tokens.Recipient(subscriber_id, address)
+    url = tokens.link(settings, reader, "unsubscribe")
     if token:
         mailto = f"mailto:{verp.address(settings, verp.UNSUBSCRIBE, token)}?subject=unsubscribe"
     else:
-        signed = tokens.make_token(settings, subscriber_id, "unsubscribe")
+        signed = tokens.make_token(settings, reader, "unsubscribe")
         mailto = f"mailto:{sender_address(settings)}?subject={quote('unsubscribe ' + signed)}"
     headers = {"List-Unsubscribe": f"<{url}>, <{mailto}>" if url else f"<{mailto}>"}
     if url and url.startswith(("https://", "http://")):
@@ -109,14 +110,15 @@ def build_message(
     """
     message = EmailMessage(policy=_POLICY)
     message["Date"] = format_datetime(now or utcnow())
-    token = verp_token(settings, outbox_id, subscriber_id, to)
+    address = parseaddr(to)[1] or to
+    token = verp_token(settings, outbox_id, subscriber_id, address)
     domain = sender_domain(settings)
     message["Message-ID"] = verp.message_id(settings, token, domain) if token else make_msgid(domain=domain)
     message["From"] = settings.mail_from
     message["To"] = to
     message["Subject"] = subject
     message["List-Id"] = list_id(settings)
-    for name, value in unsubscribe_headers(settings, subscriber_id, token=token).items():
+    for name, value in unsubscribe_headers(settings, subscriber_id, address, token=token).items():
         message[name] = value
     if text:
         message.set_content(text)

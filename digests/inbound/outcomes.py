@@ -60,12 +60,12 @@ def _reader(
             return subscriber, claim.outbox_id, False
     if found.legacy_unsubscribe:
         try:
-            subscriber = session.get(
-                Subscriber, tokens.read_token(settings, found.legacy_unsubscribe, "unsubscribe")
-            )
-        except tokens.InvalidToken:
+            # Bound to the address it was mailed to, like the one-click link it duplicates.
+            claim = tokens.read_token(settings, found.legacy_unsubscribe, "unsubscribe")
+            subscriber = tokens.load(session, settings, claim)
+        except tokens.InvalidToken:  # StaleToken too: the reader has moved to another address
             return None, None, True
-        if subscriber is not None and subscriber.email:
+        if subscriber is not None:
             return subscriber, None, False
     return None, None, bool(found.tokens or found.legacy_unsubscribe)
 

@@ -1,7 +1,7 @@
 """inbound events: bounces, complaints and mailed unsubscribes read by `clapper inbound`
 
 Revision ID: i12a_inbound
-Revises: 34ba1a3c9178
+Revises: i9b_trust
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "i12a_inbound"
-down_revision: str | Sequence[str] | None = "34ba1a3c9178"
+down_revision: str | Sequence[str] | None = "i9b_trust"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
