@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     mail_from: str = "Clapper <clapper@localhost>"
     email_max_articles: int = 50
 
+    # Newsletter authentication and inbound mail (bounces, complaints, mailed unsubscribes)
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_private_key_file: str = ""
+    bounce_domain: str = ""
+    inbound_host: str = "127.0.0.1"
+    # 0: `clapper run` starts no inbound listener (an MTA may pipe to `clapper inbound --file -`).
+    inbound_port: int = 0
+
     # Web (confirm / unsubscribe / preferences)
     public_base_url: str = ""
     web_host: str = "127.0.0.1"
@@ -133,6 +142,10 @@ class Settings(BaseSettings):
     @property
     def email_enabled(self) -> bool:
         return bool(self.smtp_host)
+
+    @property
+    def dkim_enabled(self) -> bool:
+        return bool(self.dkim_domain and self.dkim_selector and self.dkim_private_key_file)
 
     def secret(self) -> str:
         """The key every token and secret is derived from, or secrets_rule.WeakSecret (a ValueError)."""

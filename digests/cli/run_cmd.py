@@ -57,7 +57,8 @@ def run() -> None:
         from bot.app import build_application  # telegram.ext loads only when the bot runs
 
         bot = build_application
-    parts = runner.Parts(bot=bot, scheduler=True, worker=True, web=web)
+    inbound = bool(settings.bounce_domain and settings.inbound_port)
+    parts = runner.Parts(bot=bot, scheduler=True, worker=True, web=web, inbound=inbound)
     raise typer.Exit(asyncio.run(runner.serve(settings, engine, parts)))
 
 
