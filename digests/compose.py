@@ -17,6 +17,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import css_inline
 import jinja2
@@ -34,6 +35,9 @@ EMAIL_SUBJECT = "email/digest_subject.txt.j2"
 # Plain tokens that survive escaping and CSS inlining; replaced per subscriber after the cache.
 UNSUBSCRIBE_PLACEHOLDER = "CLAPPER-PERSONAL-UNSUBSCRIBE-URL"
 PREFERENCES_PLACEHOLDER = "CLAPPER-PERSONAL-PREFERENCES-URL"
+VIEW_PLACEHOLDER = "CLAPPER-PERSONAL-VIEW-URL"
+# Gmail clips a message over 102 KB and hides the rest, the unsubscribe footer included.
+EMAIL_MAX_BYTES = 100_000
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -78,6 +82,7 @@ class DigestContext:
     local_date: date = date(2000, 1, 1)  # the digest's date in the subscriber's timezone
     period_start: date | None = None  # weekly: the day the covered week starts
     has_links: bool = False  # PUBLIC_BASE_URL set: unsubscribe/preferences are web links
+    archive_url: str = ""  # the public /archive page ("N more in Italy" links), when there is one
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +106,21 @@ class EmailDigest:
     template: str
     article_count: int
 
-    def personalise(self, unsubscribe_url: str | None, preferences_url: str | None) -> EmailDigest:
+    def personalise(
+        self, unsubscribe_url: str | None, preferences_url: str | None, view_url: str | None = None
+    ) -> EmailDigest:
         """This digest with one subscriber's links in place of the shared placeholders."""
         page, text = self.html, self.text
         for placeholder, url in (
             (UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url),
             (PREFERENCES_PLACEHOLDER, preferences_url),
+            (VIEW_PLACEHOLDER, view_url),
         ):
+            if url is None and placeholder == VIEW_PLACEHOLDER:
+                # Callers that have no page for this digest drop the "view in browser" line.
+                page = re.sub(r"<!--view-->.*?<!--/view-->", "", page, flags=re.S)
+                text = re.sub(r"(?m)^.*" + VIEW_PLACEHOLDER + r".*\n?", "", text)
+                continue
             if placeholder in text or placeholder in page:
                 if url is None:
                     raise ValueError("this digest was composed with links; pass the subscriber's URLs")
@@ -133,6 +146,16 @@ def telegram_length(text_html: str) -> int:
     """Length as Telegram counts it: tags removed, entities decoded, in UTF-16 code units."""
     plain = html.unescape(re.sub(r"<[^>]*>", "", text_html))
     return len(plain.encode("utf-16-le")) // 2
+
+
+# One inliner for every email: without keep_at_rules css-inline drops the @media rules, i.e. the
+# dark and mobile styles (it then writes them back into a single <style>).
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+
+
+def inline_css(page: str) -> str:
+    """`page` with its <style> rules inlined and its @media rules kept in a <style>."""
+    return _INLINER.inline(page)
 
 
 def _html_autoescape(name: str | None) -> bool:
@@ -245,13 +268,10 @@ class Composer:
     env: jinja2.Environment = field(default_factory=make_environment)
     telegram_limit: int = TELEGRAM_LIMIT
     email_max_articles: int = 50
+    email_max_bytes: int = EMAIL_MAX_BYTES
     renders: int = 0
     cache_hits: int = 0
     _cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
-    _inliner: css_inline.CSSInliner = field(
-        default_factory=lambda: css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True),
-        repr=False,
-    )
 
     @classmethod
     def for_settings(cls, settings: Any, **kw: Any) -> Composer:
@@ -352,25 +372,71 @@ class Composer:
 
     def _email(self, articles: Sequence[ArticleView], ctx: DigestContext) -> EmailDigest:
         by, groups = group_articles(articles, ctx.followed)
-        shown_items = _flatten(groups)[: self.email_max_articles]
-        shown = _regroup(shown_items)
-        shown_ids = {a.id for _, a in shown_items}
-        more = [a for _, a in _flatten(groups) if a.id not in shown_ids]
+        groups = newest_groups_first(groups)
         links = (
-            {"unsubscribe": UNSUBSCRIBE_PLACEHOLDER, "preferences": PREFERENCES_PLACEHOLDER}
+            {
+                "unsubscribe": UNSUBSCRIBE_PLACEHOLDER,
+                "preferences": PREFERENCES_PLACEHOLDER,
+                "view": VIEW_PLACEHOLDER,
+            }
             if ctx.has_links
             else None
         )
         context = dict(
-            groups=shown,
-            more=more,
             grouped_by=by,
             ctx=ctx,
             article_count=len(articles),
+            all_production=bool(articles) and all(_is_production(a) for a in articles),
             group_names=[g.name for g in groups if g.name],
             links=links,
         )
         subject = " ".join(render(self.env, EMAIL_SUBJECT, **context).split())
-        page = render(self.env, EMAIL_HTML, subject=subject, **context)
-        text = render(self.env, EMAIL_TEXT, subject=subject, **context).strip() + "\n"
-        return EmailDigest(subject, self._inliner.inline(page), text, EMAIL_HTML, len(articles))
+        text = ""
+        # Every group shows its newest articles up to a shared cap; the cap shrinks until the
+        # HTML fits under Gmail's clipping size, so every group keeps at least its heading and
+        # its "N more in …" link.
+        cap = max(1, self.email_max_articles // max(len(groups), 1))
+        while True:
+            shown = [_capped(g, cap, by, ctx) for g in groups]
+            page = inline_css(render(self.env, EMAIL_HTML, subject=subject, groups=shown, **context))
+            if len(page.encode()) <= self.email_max_bytes or cap == 0:
+                break
+            cap = cap // 2 if cap > 4 else cap - 1
+        text = render(self.env, EMAIL_TEXT, subject=subject, groups=shown, **context).strip() + "\n"
+        return EmailDigest(subject, page, text, EMAIL_HTML, len(articles))
+
+
+@dataclass(frozen=True, slots=True)
+class EmailGroup:
+    """One group of an email digest: the articles shown and how many more the archive holds."""
+
+    name: str | None
+    articles: tuple[ArticleView, ...]
+    more: int = 0
+    archive_url: str | None = None  # where the `more` articles are, when the web pages are public
+
+
+def newest_groups_first(groups: Sequence[Group]) -> list[Group]:
+    """Groups whose newest article is newest come first (ties by name); "Also new" stays last."""
+
+    def key(g: Group):
+        newest = g.articles[0] if g.articles else None
+        stamp = (newest.published.toordinal(), newest.id) if newest else (0, 0)
+        return (g.name is None, -stamp[0], -stamp[1], (g.name or "").casefold())
+
+    return sorted(groups, key=key)
+
+
+def _is_production(article: ArticleView) -> bool:
+    return any(s.casefold() == "production" for s in article.sections)
+
+
+def _capped(group: Group, cap: int, by: str, ctx: DigestContext) -> EmailGroup:
+    shown = group.articles[:cap]
+    more = len(group.articles) - len(shown)
+    url = None
+    if more and ctx.archive_url:
+        url = ctx.archive_url
+        if group.name is not None and by in ("country", "section"):
+            url += "?" + urlencode({by: group.name})
+    return EmailGroup(group.name, shown, more, url)

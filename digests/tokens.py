@@ -6,9 +6,11 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from digests.config import Settings
 
-PURPOSES = ("confirm", "unsubscribe", "preferences")
+PURPOSES = ("confirm", "unsubscribe", "preferences", "view", "feed")
 # Unsubscribe links must keep working in old emails; confirmation links should not live forever.
-MAX_AGE = {"confirm": 7 * 24 * 3600, "unsubscribe": None, "preferences": None}
+# "view" (an email's own web page) and "feed" (a reader's RSS/Atom feed) sit in old emails and
+# feed readers too.
+MAX_AGE = {"confirm": 7 * 24 * 3600, "unsubscribe": None, "preferences": None, "view": None, "feed": None}
 
 
 class InvalidToken(ValueError):
