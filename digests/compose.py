@@ -161,7 +161,7 @@ def inline_css(page: str) -> str:
 def _html_autoescape(name: str | None) -> bool:
     # _macros.j2 is deliberately not escaped: its macros return plain text, which HTML callers
     # escape when they print it and text templates print as is.
-    return bool(name) and name.endswith((".html.j2", ".html"))
+    return bool(name) and name.endswith((".html.j2", ".html", ".xml.j2"))
 
 
 @lru_cache(maxsize=8)

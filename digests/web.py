@@ -183,6 +183,9 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             unsubscribe_url=tokens.link(settings, subscriber_id, "unsubscribe"),
         )
 
+    # Imported here: the page modules use this module's page() and headers.
+    from digests.pages import archive
+
     async def not_found(_request: Request, _exc: Exception) -> Response:
         return page("not_found", 404)
 
@@ -192,6 +195,7 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             Route("/confirm", signed("confirm", confirm), methods=["GET", "POST"]),
             Route("/unsubscribe", signed("unsubscribe", unsubscribe), methods=["GET", "POST"]),
             Route("/preferences", signed("preferences", preferences), methods=["GET", "POST"]),
+            *archive.routes(settings, engine),
         ],
         exception_handlers={404: not_found},
     )
