@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     secret_key: str = "change-me"
+    # The public /subscribe form: sign-ups allowed per client IP per hour and per address per day.
+    signup_per_ip_per_hour: int = 5
+    signup_per_address_per_day: int = 3
 
     # Ingest
     # A float so tests and benches can ingest every few seconds (0.05 = 3 s).

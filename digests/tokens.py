@@ -17,6 +17,10 @@ class InvalidToken(ValueError):
     """Forged, altered, expired, or made for another purpose."""
 
 
+class ExpiredToken(InvalidToken):
+    """Genuine but too old (a confirmation link after 7 days): worth offering a new one."""
+
+
 def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
@@ -32,7 +36,7 @@ def read_token(settings: Settings, token: str, purpose: str) -> int:
     try:
         value = _serializer(settings, purpose).loads(token, max_age=MAX_AGE[purpose])
     except SignatureExpired as exc:
-        raise InvalidToken("this link has expired") from exc
+        raise ExpiredToken("this link has expired") from exc
     except BadSignature as exc:
         raise InvalidToken("this link is not valid") from exc
     if not isinstance(value, int):
@@ -46,3 +50,14 @@ def link(settings: Settings, subscriber_id: int, purpose: str) -> str | None:
         return None
     base = settings.public_base_url.rstrip("/")
     return f"{base}/{purpose}?token={make_token(settings, subscriber_id, purpose)}"
+
+
+def read_expired(settings: Settings, token: str, purpose: str) -> int:
+    """Like read_token, but a genuine expired token still names its subscriber (to send a new link)."""
+    try:
+        value = _serializer(settings, purpose).loads(token)
+    except BadSignature as exc:
+        raise InvalidToken("this link is not valid") from exc
+    if not isinstance(value, int):
+        raise InvalidToken("this link is not valid")
+    return value

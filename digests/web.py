@@ -18,10 +18,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from digests import catalog, emails, tokens
+from digests import catalog, emails, readers, tokens
 from digests.config import Settings
 from digests.db import session_scope
 from digests.models import Subscriber
+from digests.subscriptions import WEEKDAYS
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,11 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         async def endpoint(request: Request) -> Response:
             try:
                 subscriber_id = subscriber_for(request, purpose)
+            except tokens.ExpiredToken:
+                if purpose == "confirm":
+                    renew = f"/confirm/renew?token={request.query_params.get('token', '')}"
+                    return page("confirm_expired", 410, action=renew)
+                return _invalid("this link has expired")
             except tokens.InvalidToken as exc:
                 return _invalid(str(exc))
             return await handler(request, subscriber_id)
@@ -119,18 +125,37 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         if subscriber is None:
             return page("gone")
         log.info("email unsubscribed", extra={"subscriber_id": subscriber_id})
-        return page("unsubscribe", subscriber=subscriber, done=True)
+        undo = f"/unsubscribe/undo?token={request.query_params.get('token', '')}"
+        return page("unsubscribe", subscriber=subscriber, done=True, undo_action=undo)
 
     async def preferences(request: Request, subscriber_id: int) -> Response:
         saved = False
         problem = None
+        schedule = None
         if request.method == "POST":
             form = await request.form()
-            countries = [str(v) for v in form.getlist("country")]
+            countries = [str(v).strip() for v in form.getlist("country") if str(v).strip()]
             sections = [str(v) for v in form.getlist("section")]
             frequency = str(form.get("frequency", ""))
+            # Older copies of the page have no schedule fields: then the schedule stays as it is.
+            schedule = (
+                readers.parse_schedule(
+                    str(form.get("delivery_time", "")),
+                    str(form.get("weekly_day", "")),
+                    str(form.get("timezone", "")),
+                    form.get("paused") == "on",
+                )
+                if "delivery_time" in form
+                else None
+            )
 
             def save() -> str | None:
+                if frequency not in emails.FREQUENCIES:
+                    return "bad_frequency"
+                if not countries and not sections:
+                    return "nothing_chosen"  # the rule: following nothing sends nothing
+                if schedule is not None and schedule.problems:
+                    return "bad_schedule"
                 with session_scope(engine) as session:
                     try:
                         emails.set_preferences(
@@ -144,12 +169,14 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
                     except emails.EmailError as exc:
                         session.rollback()
                         return exc.reason
+                    if schedule is not None:
+                        readers.set_schedule(session, subscriber_id, schedule)
                 return None
 
             problem = await run_in_threadpool(save)
             if problem == "gone":
                 return page("gone")
-            if problem == "too_many_terms":
+            if problem in ("too_many_terms", "nothing_chosen", "bad_schedule", "unknown_term"):
                 pass  # shown on the page below, with what is stored unchanged
             elif problem:
                 # Only a hand-made form can send an unknown term or frequency.
@@ -171,12 +198,17 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         chosen = set(countries)
         return page(
             "preferences",
+            422 if problem else 200,
             subscriber=subscriber,
             action=action(request),
             saved=saved,
             too_many=settings.max_subscriptions if problem == "too_many_terms" else None,
+            problem=problem,
+            bad_fields=schedule.problems if schedule is not None and problem == "bad_schedule" else (),
             chosen_countries=countries,
             other_countries=[c for c in catalog.countries() if c not in chosen],
+            weekdays=[d.title() for d in WEEKDAYS],
+            feed_url=tokens.link(settings, subscriber_id, "feed"),
             all_sections=list(catalog.sections()),
             chosen_sections=set(sections),
             frequencies=emails.FREQUENCIES,
@@ -184,7 +216,7 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         )
 
     # Imported here: the page modules use this module's page() and headers.
-    from digests.pages import archive
+    from digests.pages import archive, signup
 
     async def not_found(_request: Request, _exc: Exception) -> Response:
         return page("not_found", 404)
@@ -196,6 +228,7 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             Route("/unsubscribe", signed("unsubscribe", unsubscribe), methods=["GET", "POST"]),
             Route("/preferences", signed("preferences", preferences), methods=["GET", "POST"]),
             *archive.routes(settings, engine),
+            *signup.routes(settings, engine),
         ],
         exception_handlers={404: not_found},
     )
