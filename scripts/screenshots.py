@@ -91,8 +91,8 @@ def _chromium_args(chromium: str, profile: Path, size: tuple[int, int], dark: bo
 
 
 # Measured inside each framed page: anything wider than the frame (the page scrolls sideways) and
-# any box that hides part of its text (overflow hidden/clip or an ellipsis). Hidden preheaders
-# are skipped: being invisible is their job.
+# any box that hides part of its text (overflow hidden/clip or an ellipsis). Preheaders and
+# aria-hidden boxes (the sign-up honeypot) are skipped: being invisible is their job.
 MEASURE_JS = """
 function clapperMeasure(frame) {
   const win = frame.contentWindow, doc = frame.contentDocument, width = win.innerWidth;
@@ -103,7 +103,8 @@ function clapperMeasure(frame) {
   const page = doc.documentElement.scrollWidth;
   if (page > width + 1) problems.push("page is wider than the screen: " + page + " > " + width);
   for (const el of doc.body.querySelectorAll("*")) {
-    if (el.closest(".preheader") || el.tagName === "STYLE" || el.tagName === "SCRIPT") continue;
+    if (el.closest('.preheader, [aria-hidden="true"]') || el.tagName === "STYLE" || el.tagName === "SCRIPT")
+      continue;
     const cs = win.getComputedStyle(el);
     if (cs.display === "none" || cs.visibility === "hidden") continue;
     const r = el.getBoundingClientRect();
@@ -311,12 +312,19 @@ def render_all(tmp: Path) -> tuple[dict[str, Path], dict[str, Path]]:
 
 
 def extra_pages(http: httpx.Client, base: str, settings: Settings, reader_id: int, save) -> dict[str, Path]:
-    """The public pages beyond the token ones (archive, sign-up), when the app has them."""
-    found = {}
-    for name, path in (("archive", "/archive"), ("subscribe", "/subscribe")):
-        answer = http.get(base + path)
-        if answer.status_code == 200:
-            found[name] = save(name, answer.text)
+    """The public pages (archive, sign-up) and the pages around them."""
+    token = tokens.make_token(settings, reader_id, "confirm")
+    gets = {
+        "archive": "/archive",
+        "archive-belgium": "/archive?country=Belgium&section=Production",
+        "subscribe": "/subscribe",
+        "confirm-expired": f"/confirm/renew?token={token}",
+    }
+    found = {name: save(name, http.get(base + path).text) for name, path in gets.items()}
+    found["subscribe-problem"] = save(
+        "subscribe-problem",
+        http.post(base + "/subscribe", data={"email": "not-an-address", "country": ["Belgium"]}).text,
+    )
     return found
 
 
@@ -325,7 +333,7 @@ def run(out: Path, chromium: str, *, only: set[str] | None = None) -> list[Path]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         pages, mails = render_all(tmp)
-        shots = [Shot(name, str(path)) for name, path in pages.items()]
+        shots = [Shot(name, str(path), size=(PHONE[0], 1800)) for name, path in pages.items()]
         shots += [
             Shot("unsubscribe-dark", str(pages["unsubscribe"]), dark=True),
             Shot("preferences-desktop", str(pages["preferences"]), size=DESKTOP),
