@@ -18,6 +18,8 @@ def _check_every_client(page: str) -> None:
     assert "<!--[if mso]>" in page and "<![endif]-->" in page
     preheader = re.search(r'<div class="preheader"[^>]*>(.*?)</div>', page, re.S)
     assert preheader, "no preheader"
+    # Outlook for Windows shows display:none text unless told mso-hide (the Cerberus pattern).
+    assert "mso-hide: all" in page.split('<div class="preheader"')[1].split(">")[0]
     text = preheader.group(1)
     # css-inline writes the spacer's invisible characters as they are (and &nbsp; as an entity).
     assert text.count("\u034f\u200c") >= 30
