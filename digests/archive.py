@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, func, select
 
-from digests import emails, store
+from digests import catalog, emails, store
 from digests.models import Article, ArticleTag, Outbox, Subscriber
 
 ARCHIVE_KINDS = ("country", "section", "festival")
@@ -45,16 +45,30 @@ def archive_page(session: Session, filters: dict[str, str], page: int = 1) -> Ar
     """Articles newest first carrying every (kind, value) in `filters`, `PER_PAGE` at a time."""
     page = max(page, 1)
     stmt = select(Article)
-    asked = {k: v for k, v in filters.items() if k in ARCHIVE_KINDS and v}
+    asked = {k: _canonical(k, v) for k, v in filters.items() if k in ARCHIVE_KINDS and v}
     for kind, value in asked.items():
-        tagged = select(ArticleTag.article_id).where(
-            ArticleTag.kind == kind, func.lower(ArticleTag.value) == value.casefold()
+        # Canonical names match exactly (the (kind, value) index); anything else case-insensitively.
+        same = (
+            ArticleTag.value == value
+            if _known(kind, value)
+            else func.lower(ArticleTag.value) == value.lower()
         )
+        tagged = select(ArticleTag.article_id).where(ArticleTag.kind == kind, same)
         stmt = stmt.where(col(Article.id).in_(tagged))
     stmt = stmt.order_by(col(Article.published).desc(), col(Article.id).desc())
     rows = list(session.exec(stmt.offset((page - 1) * PER_PAGE).limit(PER_PAGE + 1)))
     views = store._with_tags(session, rows[:PER_PAGE])
     return ArchivePage(views, asked, page, len(rows) > PER_PAGE, tag_values(session))
+
+
+def _canonical(kind: str, value: str) -> str:
+    found = catalog.lookup_country(value) if kind == "country" else None
+    found = catalog.lookup_section(value) if kind == "section" else found
+    return found or value.strip()
+
+
+def _known(kind: str, value: str) -> bool:
+    return kind in ("country", "section") and _canonical(kind, value) == value
 
 
 def feed_articles(session: Session, subscriber_id: int) -> tuple[Subscriber | None, list[store.ArticleView]]:

@@ -438,5 +438,11 @@ def _capped(group: Group, cap: int, by: str, ctx: DigestContext) -> EmailGroup:
     if more and ctx.archive_url:
         url = ctx.archive_url
         if group.name is not None and by in ("country", "section"):
-            url += "?" + urlencode({by: group.name})
+            query = {by: group.name}
+            # The archive filters one value per kind: narrow by the reader's other kind when they
+            # follow exactly one (Italy + Production → Italy's production news).
+            other = [v for k, v in ctx.followed if k != by and k in ("country", "section")]
+            if len(other) == 1:
+                query["section" if by == "country" else "country"] = other[0]
+            url += "?" + urlencode(query)
     return EmailGroup(group.name, shown, more, url)

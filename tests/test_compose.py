@@ -141,8 +141,10 @@ def test_email_digest_golden_with_links_and_more():
     composer = Composer(email_max_articles=1)
     digest = composer.email(belgian(sample_articles()), DAILY_LINKS).personalise(UNSUB, PREFS, VIEW)
     assert digest.subject == "2 new production articles: Belgium — 26 Nov"
-    assert f'<a href="{ARCHIVE}?country=Belgium"' in digest.html and "1 more in Belgium →" in digest.html
-    assert f"1 more in Belgium: {ARCHIVE}?country=Belgium" in digest.text
+    # Belgium + Production: the link shows Belgium's production news, as the reader follows.
+    more = f"{ARCHIVE}?country=Belgium&section=Production"
+    assert f'<a href="{more.replace("&", "&amp;")}"' in digest.html and "1 more in Belgium →" in digest.html
+    assert f"1 more in Belgium: {more}" in digest.text
     assert f"View in your browser: {VIEW}" in digest.text
     assert 'href="https://clapper.example/view?token=vw&amp;key=digest%3A1"' in digest.html
     check_golden("email_digest_more.html", digest.html + "\n")
