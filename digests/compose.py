@@ -17,12 +17,12 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import css_inline
 import jinja2
 
 from digests.config import TEMPLATES_DIR
+from digests.email_groups import capped, is_production, newest_groups_first
 
 TELEGRAM_LIMIT = 4096  # characters (UTF-16 code units) after entity parsing
 
@@ -386,7 +386,7 @@ class Composer:
             grouped_by=by,
             ctx=ctx,
             article_count=len(articles),
-            all_production=bool(articles) and all(_is_production(a) for a in articles),
+            all_production=bool(articles) and all(is_production(a) for a in articles),
             group_names=[g.name for g in groups if g.name],
             links=links,
         )
@@ -397,52 +397,10 @@ class Composer:
         # its "N more in …" link.
         cap = max(1, self.email_max_articles // max(len(groups), 1))
         while True:
-            shown = [_capped(g, cap, by, ctx) for g in groups]
+            shown = [capped(g, cap, by, ctx) for g in groups]
             page = inline_css(render(self.env, EMAIL_HTML, subject=subject, groups=shown, **context))
             if len(page.encode()) <= self.email_max_bytes or cap == 0:
                 break
             cap = cap // 2 if cap > 4 else cap - 1
         text = render(self.env, EMAIL_TEXT, subject=subject, groups=shown, **context).strip() + "\n"
         return EmailDigest(subject, page, text, EMAIL_HTML, len(articles))
-
-
-@dataclass(frozen=True, slots=True)
-class EmailGroup:
-    """One group of an email digest: the articles shown and how many more the archive holds."""
-
-    name: str | None
-    articles: tuple[ArticleView, ...]
-    more: int = 0
-    archive_url: str | None = None  # where the `more` articles are, when the web pages are public
-
-
-def newest_groups_first(groups: Sequence[Group]) -> list[Group]:
-    """Groups whose newest article is newest come first (ties by name); "Also new" stays last."""
-
-    def key(g: Group):
-        newest = g.articles[0] if g.articles else None
-        stamp = (newest.published.toordinal(), newest.id) if newest else (0, 0)
-        return (g.name is None, -stamp[0], -stamp[1], (g.name or "").casefold())
-
-    return sorted(groups, key=key)
-
-
-def _is_production(article: ArticleView) -> bool:
-    return any(s.casefold() == "production" for s in article.sections)
-
-
-def _capped(group: Group, cap: int, by: str, ctx: DigestContext) -> EmailGroup:
-    shown = group.articles[:cap]
-    more = len(group.articles) - len(shown)
-    url = None
-    if more and ctx.archive_url:
-        url = ctx.archive_url
-        if group.name is not None and by in ("country", "section"):
-            query = {by: group.name}
-            # The archive filters one value per kind: narrow by the reader's other kind when they
-            # follow exactly one (Italy + Production → Italy's production news).
-            other = [v for k, v in ctx.followed if k != by and k in ("country", "section")]
-            if len(other) == 1:
-                query["section" if by == "country" else "country"] = other[0]
-            url += "?" + urlencode(query)
-    return EmailGroup(group.name, shown, more, url)
