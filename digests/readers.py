@@ -71,6 +71,10 @@ def sign_up(
     if existing is None:
         emails.add_reader(session, settings, reader, confirmed=False, now=now)
         return "sent"
+    if existing.telegram_chat_id is not None:
+        # The address belongs to a Telegram chat, whose choices the form must not overwrite: the
+        # bot's /email is the way in for it.
+        return "quiet"
     if existing.email_status in ("pending", "unsubscribed"):
         # Asking again is the reader's new wish: their choices replace the old ones.
         emails.set_preferences(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from digests import catalog, tokens, web
+from digests import catalog, emails, readers, tokens, web
 from digests.db import session_scope
 from digests.models import Outbox, Subscriber, Subscription
 from digests.readers import RateLimiter
@@ -194,3 +194,19 @@ async def test_preferences_set_time_weekday_timezone_and_pause_and_refuse_nothin
         assert row.paused is True and row.timezone == "Asia/Tokyo"
         terms = sorted(s.exec(select(Subscription.value).where(Subscription.subscriber_id == ann)))
         assert terms == ["Belgium", "Italy"]
+
+
+def test_sign_up_never_touches_an_address_that_belongs_to_a_telegram_chat(engine, web_settings):
+    with session_scope(engine) as s:
+        chat = Subscriber(telegram_chat_id=42, email="tg@example.org", email_status="pending")
+        s.add(chat)
+        s.flush()
+        s.add(Subscription(subscriber_id=chat.id, kind="country", value="Italy"))
+        chat_id = chat.id
+    with session_scope(engine) as s:
+        reader = emails.new_reader("tg@example.org", ["Belgium"], [], "daily")
+        assert readers.sign_up(s, web_settings, reader) == "quiet"
+    with session_scope(engine) as s:
+        terms = list(s.exec(select(Subscription.value).where(Subscription.subscriber_id == chat_id)))
+        assert terms == ["Italy"] and s.get(Subscriber, chat_id).email_frequency == "weekly"
+    assert _mail_to(engine, "tg@example.org") == []
