@@ -32,7 +32,7 @@ from sqlmodel import select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from digests import broadcast, compose, db, demo, emails, tokens, web  # noqa: E402
+from digests import broadcast, compose, db, demo, emails, queue, tokens, web  # noqa: E402
 from digests.config import Settings  # noqa: E402
 from digests.db import session_scope  # noqa: E402
 from digests.models import Article, ArticleTag  # noqa: E402
@@ -195,11 +195,13 @@ def _digest_html(engine, settings: Settings, subscriber_id: int) -> str:
         local_date=date.today(),
         period_start=None,
         has_links=True,
+        archive_url=f"{settings.public_base_url}/archive",
     )
     digest = compose.Composer().email(views, ctx)
     return digest.personalise(
         tokens.link(settings, subscriber_id, "unsubscribe"),
         tokens.link(settings, subscriber_id, "preferences"),
+        queue.view_link(settings, subscriber_id, "digest:screenshot"),
     ).html
 
 
