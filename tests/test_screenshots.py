@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -78,3 +79,28 @@ def test_the_layout_check_sees_overflow_and_clipped_text(shots, tmp_path):
     assert any("wider than the screen: 600" in p for p in results[0]["problems"]), results[0]
     assert any("clips text sideways: p" in p for p in results[1]["problems"]), results[1]
     assert results[2]["problems"] == []
+
+
+def _chromium_block() -> str:
+    text = (SCRIPT.parent.parent / ".ci" / "run").read_text()
+    start = text.index("if [ ! -x /usr/bin/chromium ]")
+    return text[start : text.index("fi\n", start) + 3]
+
+
+@pytest.mark.parametrize("present", [True, False])
+def test_ci_installs_chromium_only_when_it_is_missing(tmp_path, present):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    calls = tmp_path / "calls"
+    (fake / "apt-get").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (fake / "apt-get").chmod(0o755)
+    browser = tmp_path / "chromium"
+    if present:
+        browser.write_text("#!/bin/sh\n")
+        browser.chmod(0o755)
+    block = _chromium_block().replace("/usr/bin/chromium", str(browser))
+    subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block], check=True, env={"PATH": f"{fake}:/usr/bin:/bin"}
+    )
+    done = calls.read_text().splitlines() if calls.exists() else []
+    assert done == ([] if present else ["update", "install -y chromium"])
