@@ -106,3 +106,33 @@ def test_the_newest_group_comes_first_and_the_preheader_names_its_newest_title()
     preheader = re.search(r'<div class="preheader"[^>]*>(.*?)\u034f', digest.html, re.S).group(1)
     assert preheader == "Zambia, Austria: New Zambian shoot"
     _check_every_client(digest.html)
+
+
+def test_following_every_country_still_fits_and_the_newest_groups_keep_an_article():
+    countries = list(catalog.countries())
+    articles = [
+        ArticleView(
+            i,
+            f"https://news.example/{i}",
+            f"Shoot {i} in {countries[i % len(countries)]}",
+            date(2026, 11, 30) - timedelta(days=i),  # lower ids are newer
+            "A summary long enough to matter. " * 4,
+            (countries[i % len(countries)],),
+            ("Production",),
+        )
+        for i in range(1, 501)
+    ]
+    ctx = DigestContext(
+        followed=tuple(("country", c) for c in countries),
+        frequency="weekly",
+        has_links=True,
+        archive_url=ARCHIVE,
+    )
+    digest = Composer().email(articles, ctx)
+    assert len(digest.html.encode()) < 100_000
+    assert digest.html.count("<h2") == len(countries)
+    assert len(re.findall(r"\d+ more in [^<]+ →", digest.html)) == len(countries)
+    shown = digest.html.count('class="summary"')
+    assert shown >= 1
+    # The article kept is the newest (id 1 first), not the alphabetically first group's.
+    assert "Shoot 1 in" in digest.html
