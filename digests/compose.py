@@ -22,7 +22,7 @@ import css_inline
 import jinja2
 
 from digests.config import TEMPLATES_DIR
-from digests.email_groups import EmailGroup, capped, is_production, newest_groups_first
+from digests.email_groups import EmailGroup, capped, choose_caps, is_production, newest_groups_first
 
 TELEGRAM_LIMIT = 4096  # characters (UTF-16 code units) after entity parsing
 
@@ -391,33 +391,21 @@ class Composer:
             links=links,
         )
         subject = " ".join(render(self.env, EMAIL_SUBJECT, **context).split())
-        # Every group shows its newest articles up to a shared cap; the cap shrinks until the
-        # HTML fits under Gmail's clipping size, so every group keeps at least its heading and
-        # its "N more in …" link. When even one article each is too much, the newest groups
-        # keep theirs (as many as fit) and the rest show only the link.
+        built: dict[tuple[int, ...], tuple[list[EmailGroup], str]] = {}
 
         def build(caps: Sequence[int]) -> tuple[list[EmailGroup], str]:
-            shown = [capped(g, c, by, ctx) for g, c in zip(groups, caps, strict=True)]
-            return shown, inline_css(render(self.env, EMAIL_HTML, subject=subject, groups=shown, **context))
+            key = tuple(caps)
+            if key not in built:
+                shown = [capped(g, c, by, ctx) for g, c in zip(groups, caps, strict=True)]
+                page = inline_css(render(self.env, EMAIL_HTML, subject=subject, groups=shown, **context))
+                built[key] = shown, page
+            return built[key]
 
-        def fits(page: str) -> bool:
-            return len(page.encode()) <= self.email_max_bytes
-
-        cap = max(1, self.email_max_articles // max(len(groups), 1))
-        shown, page = build([cap] * len(groups))
-        while not fits(page) and cap > 1:
-            cap = cap // 2 if cap > 4 else cap - 1
-            shown, page = build([cap] * len(groups))
-        if not fits(page):
-            low, high = 0, len(groups) - 1  # how many of the newest groups keep one article
-            best = build([0] * len(groups))
-            while low < high:
-                middle = (low + high + 1) // 2
-                attempt = build([1] * middle + [0] * (len(groups) - middle))
-                if fits(attempt[1]):
-                    low, best = middle, attempt
-                else:
-                    high = middle - 1
-            shown, page = best
+        caps = choose_caps(
+            len(groups),
+            max(1, self.email_max_articles // max(len(groups), 1)),
+            lambda caps: len(build(caps)[1].encode()) <= self.email_max_bytes,
+        )
+        shown, page = build(caps)
         text = render(self.env, EMAIL_TEXT, subject=subject, groups=shown, **context).strip() + "\n"
         return EmailDigest(subject, page, text, EMAIL_HTML, len(articles))

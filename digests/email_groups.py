@@ -3,7 +3,7 @@ cap, and an archive link for the rest of each group (pure; used by compose.Compo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -52,3 +52,25 @@ def capped(group: Group, cap: int, by: str, ctx: DigestContext) -> EmailGroup:
                 query["section" if by == "country" else "country"] = other[0]
             url += "?" + urlencode(query)
     return EmailGroup(group.name, shown, more, url)
+
+
+def choose_caps(count: int, start: int, fits: Callable[[Sequence[int]], bool]) -> list[int]:
+    """Articles shown per group (groups newest first) for the largest layout that `fits`.
+
+    Every group shows up to a shared cap, which shrinks until the email fits under Gmail's
+    clipping size; every group keeps at least its heading and its "N more in …" link. When even
+    one article each is too much, the newest groups keep theirs (as many as fit), the rest none.
+    """
+    cap = start
+    while not fits([cap] * count) and cap > 1:
+        cap = cap // 2 if cap > 4 else cap - 1
+    if fits([cap] * count):
+        return [cap] * count
+    low, high = 0, count - 1  # how many of the newest groups keep one article
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits([1] * middle + [0] * (count - middle)):
+            low = middle
+        else:
+            high = middle - 1
+    return [1] * low + [0] * (count - low)

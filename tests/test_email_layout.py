@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from digests import broadcast, catalog, emails
 from digests.compose import ArticleView, Composer, DigestContext
+from digests.email_groups import choose_caps
 
 ARCHIVE = "https://clapper.example/archive"
 
@@ -136,3 +137,10 @@ def test_following_every_country_still_fits_and_the_newest_groups_keep_an_articl
     assert shown >= 1
     # The article kept is the newest (id 1 first), not the alphabetically first group's.
     assert "Shoot 1 in" in digest.html
+
+
+def test_choose_caps_shrinks_the_shared_cap_then_keeps_the_newest_groups():
+    assert choose_caps(4, 12, lambda caps: sum(caps) <= 10) == [2, 2, 2, 2]
+    assert choose_caps(5, 3, lambda caps: sum(caps) <= 2) == [1, 1, 0, 0, 0]
+    assert choose_caps(3, 50, lambda caps: True) == [50, 50, 50]
+    assert choose_caps(3, 5, lambda caps: sum(caps) == 0) == [0, 0, 0]
