@@ -264,9 +264,9 @@ def plan(
     return planned
 
 
-def view_link(settings: Settings, subscriber_id: int, digest_key: str) -> str | None:
+def view_link(settings: Settings, reader: tokens.Holder, digest_key: str) -> str | None:
     """The signed web page of one email digest (the token names the reader, `key` their digest)."""
-    url = tokens.link(settings, subscriber_id, "view")
+    url = tokens.link(settings, reader, "view")
     return f"{url}&{urlencode({'key': digest_key})}" if url else None
 
 
@@ -298,10 +298,12 @@ def message_rows(item: Planned, settings: Settings, *, now: datetime) -> list[di
             for number, text in enumerate(parts, start=1)
         ]
     if item.email is not None:
+        # Bound to the address this digest goes to: a later address change makes the links stale.
+        reader = tokens.Recipient(item.subscriber_id, item.recipient)
         mail = item.email.personalise(
-            tokens.link(settings, item.subscriber_id, "unsubscribe"),
-            tokens.link(settings, item.subscriber_id, "preferences"),
-            view_link(settings, item.subscriber_id, key),
+            tokens.link(settings, reader, "unsubscribe"),
+            tokens.link(settings, reader, "preferences"),
+            view_link(settings, reader, key),
         )
         return [
             {

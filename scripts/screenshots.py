@@ -168,7 +168,7 @@ def measure(chromium: str, frames: list[tuple[Path, int]], dark: bool, profile: 
     return results
 
 
-def _digest_html(engine, settings: Settings, subscriber_id: int) -> str:
+def _digest_html(engine, settings: Settings, subscriber_id: int, address: str) -> str:
     """A real digest email from C1's composer, over the articles ingested from the bundled sample."""
     with session_scope(engine) as session:
         articles = session.exec(select(Article).order_by(Article.published.desc())).all()
@@ -198,10 +198,11 @@ def _digest_html(engine, settings: Settings, subscriber_id: int) -> str:
         archive_url=f"{settings.public_base_url}/archive",
     )
     digest = compose.Composer().email(views, ctx)
+    reader = tokens.Recipient(subscriber_id, address)
     return digest.personalise(
-        tokens.link(settings, subscriber_id, "unsubscribe"),
-        tokens.link(settings, subscriber_id, "preferences"),
-        queue.view_link(settings, subscriber_id, "digest:screenshot"),
+        tokens.link(settings, reader, "unsubscribe"),
+        tokens.link(settings, reader, "preferences"),
+        queue.view_link(settings, reader, "digest:screenshot"),
     ).html
 
 
@@ -242,6 +243,7 @@ def render_all(tmp: Path) -> tuple[dict[str, Path], dict[str, Path]]:
             confirmed=True,
         )
         reader_id, pending_id, other_id = reader.id, pending.id, other.id
+        addresses = {r.id: r.email for r in (reader, pending, other)}
 
     server = uvicorn.Server(
         uvicorn.Config(web.create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning")
@@ -256,7 +258,8 @@ def render_all(tmp: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     files.mkdir(exist_ok=True)
 
     def url(purpose: str, subscriber_id: int) -> str:
-        return tokens.link(settings, subscriber_id, purpose)
+        reader = tokens.Recipient(subscriber_id, addresses[subscriber_id])
+        return tokens.link(settings, reader, purpose)
 
     def save(name: str, text: str) -> Path:
         path = files / f"{name}.html"
@@ -283,7 +286,9 @@ def render_all(tmp: Path) -> tuple[dict[str, Path], dict[str, Path]]:
                     ).text,
                 ),
             }
-            pages.update(extra_pages(http, base, settings, reader_id, save))
+            pages.update(
+                extra_pages(http, base, settings, tokens.Recipient(reader_id, addresses[reader_id]), save)
+            )
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -305,7 +310,7 @@ def render_all(tmp: Path) -> tuple[dict[str, Path], dict[str, Path]]:
         from_bot=True,
     )
     mails = {
-        "digest-email": save("digest-email", _digest_html(engine, settings, reader_id)),
+        "digest-email": save("digest-email", _digest_html(engine, settings, reader_id, addresses[reader_id])),
         "announcement-email": save("announcement-email", announcement.html),
         "confirm-email": save("confirm-email", confirm_mail.html),
     }
@@ -313,9 +318,11 @@ def render_all(tmp: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     return pages, mails
 
 
-def extra_pages(http: httpx.Client, base: str, settings: Settings, reader_id: int, save) -> dict[str, Path]:
+def extra_pages(
+    http: httpx.Client, base: str, settings: Settings, reader: tokens.Recipient, save
+) -> dict[str, Path]:
     """The public pages (archive, sign-up) and the pages around them."""
-    token = tokens.make_token(settings, reader_id, "confirm")
+    token = tokens.make_token(settings, reader, "confirm")
     gets = {
         "archive": "/archive",
         "archive-belgium": "/archive?country=Belgium&section=Production",

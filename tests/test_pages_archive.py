@@ -89,7 +89,8 @@ async def test_each_email_digest_links_to_its_own_page(engine, settings):
         assert page.headers["referrer-policy"] == "no-referrer"
         # Bob's token cannot open Ann's digest; a forged one is refused.
         bob_path = path.replace(
-            path.split("token=")[1].split("&")[0], tokens.make_token(web_settings, bob, "view")
+            path.split("token=")[1].split("&")[0],
+            tokens.make_token(web_settings, tokens.Recipient(bob, "bob@example.org"), "view"),
         )
         assert (await http.get(bob_path)).status_code == 404
         assert (await http.get(path.replace("token=", "token=x"))).status_code == 400
@@ -98,7 +99,7 @@ async def test_each_email_digest_links_to_its_own_page(engine, settings):
 async def test_each_reader_has_a_signed_atom_feed_of_their_selection(engine, settings):
     _articles(engine, 12)
     ann = _reader(engine, settings)  # Belgium + Production
-    token = tokens.make_token(settings, ann, "feed")
+    token = tokens.make_token(settings, tokens.Recipient(ann, "ann@example.org"), "feed")
     app = web.create_app(settings, engine)
     async with running(app) as base, httpx.AsyncClient(base_url=base) as http:
         answer = await http.get(f"/feed?token={token}")
@@ -111,7 +112,7 @@ async def test_each_reader_has_a_signed_atom_feed_of_their_selection(engine, set
         parsed = feedparser.parse(answer.content)
         assert not parsed.bozo and parsed.entries[0].link == "https://news.example/11?a=1&b=2"
         assert (await http.get(f"/feed?token={token}x")).status_code == 400
-        other = tokens.make_token(settings, ann, "preferences")
+        other = tokens.make_token(settings, tokens.Recipient(ann, "ann@example.org"), "preferences")
         assert (await http.get(f"/feed?token={other}")).status_code == 400
 
 

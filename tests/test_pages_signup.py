@@ -139,7 +139,7 @@ async def test_the_unsubscribed_page_offers_undo(engine, web_settings):
 
 async def test_an_expired_confirmation_link_offers_a_new_one(engine, web_settings, monkeypatch):
     pending = _reader(engine, web_settings, "eve@example.org", confirmed=False)
-    path = _path(web_settings, pending, "confirm")
+    path = _path(web_settings, pending, "confirm", "eve@example.org")
     monkeypatch.setitem(tokens.MAX_AGE, "confirm", -1)  # every confirmation token is now too old
     async with (
         running(web.create_app(web_settings, engine)) as base,

@@ -28,7 +28,7 @@ def _page_number(request: Request) -> int:
 def routes(settings: Settings, engine: Engine) -> list[Route]:
     base = settings.public_base_url.rstrip("/")
 
-    def reader(request: Request, purpose: str) -> int:
+    def claim_for(request: Request, purpose: str) -> tokens.Claim:
         return tokens.read_token(settings, request.query_params.get("token", ""), purpose)
 
     async def archive_page(request: Request) -> Response:
@@ -54,31 +54,43 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
 
     async def view(request: Request) -> Response:
         try:
-            subscriber_id = reader(request, "view")
+            claim = claim_for(request, "view")
         except tokens.InvalidToken as exc:
             return page("invalid", 400, reason=str(exc))
         key = request.query_params.get("key", "")
 
         def read() -> str | None:
             with session_scope(engine) as session:
-                return archive.digest_page(session, subscriber_id, key)
+                # Only while the row still holds the address this digest was mailed to.
+                if tokens.load(session, settings, claim) is None:
+                    return None
+                return archive.digest_page(session, claim.subscriber_id, key)
 
-        body = await run_in_threadpool(read)
+        try:
+            body = await run_in_threadpool(read)
+        except tokens.StaleToken:
+            return page("stale", 410)
         if body is None:
             return page("digest_gone", 404, archive_url="/archive")
         return HTMLResponse(body, headers=_HEADERS)
 
     async def feed(request: Request) -> Response:
         try:
-            subscriber_id = reader(request, "feed")
+            claim = claim_for(request, "feed")
         except tokens.InvalidToken as exc:
             return page("invalid", 400, reason=str(exc))
+        subscriber_id = claim.subscriber_id
 
         def read():
             with session_scope(engine) as session:
+                if tokens.load(session, settings, claim) is None:
+                    return None, []
                 return archive.feed_articles(session, subscriber_id)
 
-        subscriber, articles = await run_in_threadpool(read)
+        try:
+            subscriber, articles = await run_in_threadpool(read)
+        except tokens.StaleToken:
+            return page("stale", 410)
         if subscriber is None:
             return page("gone")
         newest = max((a.first_seen_at for a in articles), default=subscriber.created_at)

@@ -17,7 +17,6 @@ from digests import catalog, emails, readers, tokens
 from digests.config import Settings
 from digests.db import session_scope
 from digests.due import FREQUENCIES
-from digests.models import Subscriber
 from digests.web import page
 
 log = logging.getLogger(__name__)
@@ -91,7 +90,7 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
     async def renew(request: Request) -> Response:
         token = request.query_params.get("token", "")
         try:
-            subscriber_id = tokens.read_expired(settings, token, "confirm")
+            claim = tokens.read_expired(settings, token, "confirm")
         except tokens.InvalidToken as exc:
             return page("invalid", 400, reason=str(exc))
         if request.method != "POST":
@@ -101,14 +100,17 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
 
         def do():
             with session_scope(engine) as session:
-                subscriber = session.get(Subscriber, subscriber_id)
-                if subscriber is None or subscriber.email is None:
+                subscriber = tokens.load(session, settings, claim)
+                if subscriber is None:
                     return None
                 if not limits.per_address.allow(subscriber.email):
                     return "too_often"
-                return readers.renew_confirmation(session, settings, subscriber_id)
+                return readers.renew_confirmation(session, settings, subscriber.id)
 
-        subscriber = await run_in_threadpool(do)
+        try:
+            subscriber = await run_in_threadpool(do)
+        except tokens.StaleToken:
+            return page("stale", 410)
         if subscriber is None:
             return page("gone")
         if subscriber == "too_often":
@@ -118,31 +120,33 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
     async def undo(request: Request) -> Response:
         token = request.query_params.get("token", "")
         try:
-            subscriber_id = tokens.read_token(settings, token, "unsubscribe")
+            claim = tokens.read_token(settings, token, "unsubscribe")
         except tokens.InvalidToken as exc:
             return page("invalid", 400, reason=str(exc))
-        if request.method != "POST":
-            # Nothing to show on a GET: the undo button lives on the "you're unsubscribed" page.
-            return page("invalid", 405, reason="this address only takes the undo button's click")
         if cross_site(request):
             return page("invalid", 403, reason="this form was sent from another site")
 
         def do():
             with session_scope(engine) as session:
-                return readers.undo_unsubscribe(session, subscriber_id)
+                subscriber = tokens.load(session, settings, claim)
+                return None if subscriber is None else readers.undo_unsubscribe(session, subscriber.id)
 
-        subscriber = await run_in_threadpool(do)
+        try:
+            subscriber = await run_in_threadpool(do)
+        except tokens.StaleToken:
+            return page("stale", 410)
         if subscriber is None:
             return page("gone")
-        log.info("email unsubscribe undone", extra={"subscriber_id": subscriber_id})
+        log.info("email unsubscribe undone", extra={"subscriber_id": claim.subscriber_id})
         return page(
             "resubscribed",
             subscriber=subscriber,
-            preferences_url=tokens.link(settings, subscriber_id, "preferences"),
+            preferences_url=tokens.link(settings, subscriber, "preferences"),
         )
 
     return [
         Route("/subscribe", subscribe, methods=["GET", "HEAD", "POST"]),
         Route("/confirm/renew", renew, methods=["GET", "HEAD", "POST"]),
-        Route("/unsubscribe/undo", undo, methods=["GET", "HEAD", "POST"]),
+        # POST only: the undo button lives on the "you're unsubscribed" page; others get a 405.
+        Route("/unsubscribe/undo", undo, methods=["POST"]),
     ]
