@@ -23,6 +23,7 @@ import css_inline
 import jinja2
 
 from digests.config import TEMPLATES_DIR
+from digests.email_groups import EmailGroup, capped, choose_caps, is_production, newest_groups_first
 
 TELEGRAM_LIMIT = 4096  # characters (UTF-16 code units) after entity parsing
 
@@ -35,6 +36,9 @@ EMAIL_SUBJECT = "email/digest_subject.txt.j2"
 # Plain tokens that survive escaping and CSS inlining; replaced per subscriber after the cache.
 UNSUBSCRIBE_PLACEHOLDER = "CLAPPER-PERSONAL-UNSUBSCRIBE-URL"
 PREFERENCES_PLACEHOLDER = "CLAPPER-PERSONAL-PREFERENCES-URL"
+VIEW_PLACEHOLDER = "CLAPPER-PERSONAL-VIEW-URL"
+# Gmail clips a message over 102 KB and hides the rest, the unsubscribe footer included.
+EMAIL_MAX_BYTES = 100_000
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -89,6 +93,7 @@ class DigestContext:
     local_date: date = date(2000, 1, 1)  # the digest's date in the subscriber's timezone
     period_start: date | None = None  # weekly: the day the covered week starts
     has_links: bool = False  # PUBLIC_BASE_URL set: unsubscribe/preferences are web links
+    archive_url: str = ""  # the public /archive page ("N more in Italy" links), when there is one
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +117,21 @@ class EmailDigest:
     template: str
     article_count: int
 
-    def personalise(self, unsubscribe_url: str | None, preferences_url: str | None) -> EmailDigest:
+    def personalise(
+        self, unsubscribe_url: str | None, preferences_url: str | None, view_url: str | None = None
+    ) -> EmailDigest:
         """This digest with one subscriber's links in place of the shared placeholders."""
         page, text = self.html, self.text
         for placeholder, url in (
             (UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url),
             (PREFERENCES_PLACEHOLDER, preferences_url),
+            (VIEW_PLACEHOLDER, view_url),
         ):
+            if url is None and placeholder == VIEW_PLACEHOLDER:
+                # Callers that have no page for this digest drop the "view in browser" line.
+                page = re.sub(r"<!--view-->.*?<!--/view-->", "", page, flags=re.S)
+                text = re.sub(r"(?m)^.*" + VIEW_PLACEHOLDER + r".*\n?", "", text)
+                continue
             if placeholder in text or placeholder in page:
                 if url is None:
                     raise ValueError("this digest was composed with links; pass the subscriber's URLs")
@@ -172,6 +185,17 @@ class _Loader(jinja2.FileSystemLoader):
             if not (leaf.startswith("_") and leaf.endswith(".txt.j2")):
                 raise
             return super().get_source(environment, template.removesuffix(".txt.j2") + ".j2")
+
+
+# One inliner for every email: without keep_at_rules css-inline drops the @media rules, i.e. the
+# dark and mobile styles (it then writes them back into a single <style>).
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+
+
+def inline_css(page: str) -> str:
+    """`page` with its <style> rules inlined and its @media rules kept in a <style>."""
+    return _INLINER.inline(page)
+
 
 
 @lru_cache(maxsize=8)
@@ -279,13 +303,10 @@ class Composer:
     env: jinja2.Environment = field(default_factory=make_environment)
     telegram_limit: int = TELEGRAM_LIMIT
     email_max_articles: int = 50
+    email_max_bytes: int = EMAIL_MAX_BYTES
     renders: int = 0
     cache_hits: int = 0
     _cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
-    _inliner: css_inline.CSSInliner = field(
-        default_factory=lambda: css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True),
-        repr=False,
-    )
 
     @classmethod
     def for_settings(cls, settings: Any, **kw: Any) -> Composer:
@@ -386,25 +407,40 @@ class Composer:
 
     def _email(self, articles: Sequence[ArticleView], ctx: DigestContext) -> EmailDigest:
         by, groups = group_articles(articles, ctx.followed)
-        shown_items = _flatten(groups)[: self.email_max_articles]
-        shown = _regroup(shown_items)
-        shown_ids = {a.id for _, a in shown_items}
-        more = [a for _, a in _flatten(groups) if a.id not in shown_ids]
+        groups = newest_groups_first(groups)
         links = (
-            {"unsubscribe": UNSUBSCRIBE_PLACEHOLDER, "preferences": PREFERENCES_PLACEHOLDER}
+            {
+                "unsubscribe": UNSUBSCRIBE_PLACEHOLDER,
+                "preferences": PREFERENCES_PLACEHOLDER,
+                "view": VIEW_PLACEHOLDER,
+            }
             if ctx.has_links
             else None
         )
         context = dict(
-            groups=shown,
-            more=more,
             grouped_by=by,
             ctx=ctx,
             article_count=len(articles),
+            all_production=bool(articles) and all(is_production(a) for a in articles),
             group_names=[g.name for g in groups if g.name],
             links=links,
         )
         subject = " ".join(render(self.env, EMAIL_SUBJECT, **context).split())
-        page = render(self.env, EMAIL_HTML, subject=subject, **context)
-        text = render(self.env, EMAIL_TEXT, subject=subject, **context).strip() + "\n"
-        return EmailDigest(subject, self._inliner.inline(page), text, EMAIL_HTML, len(articles))
+        built: dict[tuple[int, ...], tuple[list[EmailGroup], str]] = {}
+
+        def build(caps: Sequence[int]) -> tuple[list[EmailGroup], str]:
+            key = tuple(caps)
+            if key not in built:
+                shown = [capped(g, c, by, ctx) for g, c in zip(groups, caps, strict=True)]
+                page = inline_css(render(self.env, EMAIL_HTML, subject=subject, groups=shown, **context))
+                built[key] = shown, page
+            return built[key]
+
+        caps = choose_caps(
+            len(groups),
+            max(1, self.email_max_articles // max(len(groups), 1)),
+            lambda caps: len(build(caps)[1].encode()) <= self.email_max_bytes,
+        )
+        shown, page = build(caps)
+        text = render(self.env, EMAIL_TEXT, subject=subject, groups=shown, **context).strip() + "\n"
+        return EmailDigest(subject, page, text, EMAIL_HTML, len(articles))

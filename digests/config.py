@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     web_port: int = 8000
     # Unset: generated beside a SQLite database, refused with PostgreSQL (digests/secrets_rule.py).
     secret_key: str = ""
+    # The public /subscribe form: sign-ups allowed per client IP per hour and per address per day.
+    signup_per_ip_per_hour: int = 5
+    signup_per_address_per_day: int = 3
 
     # Ingest
     # A float so tests and benches can ingest every few seconds (0.05 = 3 s).

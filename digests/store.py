@@ -148,6 +148,7 @@ def articles(
     seen_after: datetime | None = None,
     ids: Iterable[int] | None = None,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[ArticleView]:
     """Articles newest first (by published date), with their tags.
 
@@ -163,6 +164,8 @@ def articles(
     stmt = stmt.order_by(col(Article.published).desc(), col(Article.id).desc())
     if limit is not None:
         stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
     rows = list(session.exec(stmt))
     return _with_tags(session, rows)
 

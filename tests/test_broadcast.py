@@ -91,7 +91,7 @@ def test_who_receives_an_announcement(engine, settings):
     assert all(r.announcement_id == progress.announcement_id for r in rows)
     email = rows[0]
     assert email.subject == "Clapper: Hello readers" and "Hello readers" in email.body_text
-    assert "<b>readers</b>" in email.body and "<style" not in email.body
+    assert "<b>readers</b>" in email.body and '<p class="brand" style="' in email.body
     assert "<b>readers</b>" in rows[2].body and rows[2].body.startswith("📣")
 
 

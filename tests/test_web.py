@@ -188,13 +188,14 @@ async def test_preferences_change_countries_sections_and_frequency(engine, web_s
             terms = sorted(s.exec(select(Subscription.value).where(Subscription.subscriber_id == ann)).all())
             assert terms == ["Czech Republic", "France", "Funding"]
             assert s.get(Subscriber, ann).email_frequency == "daily"
-        # A hand-made form with something we do not offer changes nothing.
+        # Countries are typed now: an unknown one is explained and changes nothing.
         r = await http.post(path, data={"country": ["Atlantis"], "frequency": "daily"})
-        assert r.status_code == 400
+        assert r.status_code == 422 and "one of the countries is not one we know" in r.text
+        # A hand-made form with something we do not offer changes nothing.
         r = await http.post(path, data={"frequency": "hourly"})
         assert r.status_code == 400
         r = await http.post(path, data={"country": list(catalog.countries())[:120], "frequency": "weekly"})
-        assert r.status_code == 200 and "Not saved: you can follow at most 100" in r.text
+        assert r.status_code == 422 and "Not saved: you can follow at most 100" in r.text
     with session_scope(engine) as s:
         terms = sorted(s.exec(select(Subscription.value).where(Subscription.subscriber_id == ann)).all())
         assert terms == ["Czech Republic", "France", "Funding"]
