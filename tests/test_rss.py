@@ -32,12 +32,16 @@ def test_rss2_feed():
     assert interview.sections == ("Interviews",)
     assert interview.countries == ("Netherlands",)
     assert interview.summary == "“I wanted the sea to be a character”"
-    # 23:30 at UTC-2 is the next day in UTC: dates are UTC dates.
-    assert interview.published == date(2025, 3, 12)
+    # 23:30 at UTC-2 is the next day in UTC, but readers see the day the feed wrote.
+    assert interview.published == date(2025, 3, 11)
+    assert interview.dated
 
-    # No date: the day it was fetched. Unknown categories are kept as sections.
-    assert festival.published == date(2025, 3, 20)
-    assert festival.sections == ("Toronto 2024", "Platform")
+    # No date: the channel's (lastBuildDate), flagged as a stand-in. Unknown categories are free
+    # tags, not sections.
+    assert festival.published == date(2025, 3, 12)
+    assert not festival.dated
+    assert festival.sections == ()
+    assert festival.tags == ("Toronto 2024", "Platform")
     assert festival.countries == ()
 
 
