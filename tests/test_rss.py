@@ -15,8 +15,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def test_rss2_feed():
     page = rss.parse((FIXTURES / "feed-rss2.xml").read_bytes(), fetched=date(2025, 3, 20))
     assert page.heading == "Cineuropa - Production"
-    assert page.skipped == 1  # the item without a title
-    first, interview, festival = page.articles
+    assert page.skipped == 0
+    first, interview, festival, untitled = page.articles
     assert first.title == "Céline Devaux wraps her second feature"
     assert first.url == "https://cineuropa.org/en/newsdetail/470001/?utm_source=rss&utm_medium=feed"
     assert first.summary == (
@@ -44,6 +44,10 @@ def test_rss2_feed():
     assert festival.tags == ("Toronto 2024", "Platform")
     assert festival.countries == ()
 
+    # RSS asks for a title or a description: a micro-post is titled by its text.
+    assert untitled.title == "An item without a title is titled by its description."
+    assert untitled.url == "https://cineuropa.org/en/newsdetail/000000/"
+
 
 def test_atom_feed():
     page = rss.parse((FIXTURES / "feed-atom.xml").read_text(encoding="utf-8"))
@@ -51,7 +55,7 @@ def test_atom_feed():
     fund, box = page.articles
     assert fund.title == "Czech fund backs three co-productions"
     assert fund.url == "https://Example.org/news/czech-fund/#top"
-    assert fund.summary == "The State Cinema Fund supports films with Slovakia ."
+    assert fund.summary == "The State Cinema Fund supports films with Slovakia."
     assert fund.published == date(2025, 3, 10)  # published wins over updated
     assert fund.sections == ("Funding",)
     assert fund.countries == ("Czech Republic", "Slovakia")

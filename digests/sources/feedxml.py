@@ -112,12 +112,14 @@ def _rss_item(item: ET.Element, base: str | None) -> RawEntry:
             pub = child.text or ""
         elif tag == f"{_DC}date":
             dc = child.text or ""
-        elif tag in ("category", f"{_DC}subject", _ITUNES_KEYWORDS):
+        elif tag in (f"{_DC}subject", _ITUNES_KEYWORDS):
             entry.categories.append(child.text or "")
         elif tag == "description":
             summary = child.text or ""
         elif tag == _CONTENT:
             content = child.text or ""
+    # Any depth, as feedparser reads them: Macworld wraps its <category>s in <categories>.
+    entry.categories[:0] = [c.text or "" for c in item.iter("category")]
     entry.dates = [pub, dc]
     entry.summary = summary or content
     return entry

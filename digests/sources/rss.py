@@ -30,7 +30,12 @@ log = logging.getLogger(__name__)
 _FEED_MARKERS = re.compile(rb"<(?:rss|feed|rdf:RDF)[\s>]", re.IGNORECASE)
 _XML_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*encoding=["']([A-Za-z0-9._-]+)["']""")
 _DROP = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[/!?A-Za-z][^>]*(?:>|$)")
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*|[!?])[^>]*(?:>|$)")
+# Inline markup joins its text to the words around it ("<a>piece</a>." is "piece."); any other tag
+# separates words.
+_INLINE = frozenset("a abbr b bdi bdo cite code em font i kbd mark q s small span strong sub sup u".split())
+_NUMERIC_DAY = re.compile(r"^(\d{4})[/.-](\d{1,2})[/.-](\d{1,2})(?:$|[\sT])")
+_TITLE_MAX_CHARS = 100
 _TERM_SPLIT = re.compile(r"\s*[/|,;]\s*")
 SUMMARY_MAX_CHARS = 1000
 _MAX_TAGS = 20  # free tags per item: an item with 200 keywords is keyword stuffing
@@ -48,10 +53,14 @@ def looks_like_feed(data: bytes | str) -> bool:
 def strip_html(fragment: str) -> str:
     """Plain text of an HTML fragment, whitespace collapsed (scripts, styles and comments dropped)."""
     if "<" in fragment:
-        fragment = _TAG.sub(" ", _DROP.sub(" ", fragment))
+        fragment = _TAG.sub(_tag_space, _DROP.sub(" ", fragment))
     if "&" in fragment:
         fragment = html.unescape(fragment)
     return " ".join(fragment.split())
+
+
+def _tag_space(match: re.Match[str]) -> str:
+    return "" if match.group(2).lower() in _INLINE else " "
 
 
 def cut(text: str, limit: int) -> str:
@@ -149,7 +158,7 @@ def _read_feedparser(raw: bytes, base_url: str | None) -> RawFeed:
     feed = RawFeed(
         title=f.get("title", ""),
         link=f.get("link") or "",
-        dates=[f.get("published", ""), f.get("updated", "")],
+        dates=[_plain_get(f, "published"), _plain_get(f, "updated")],
         bozo=reason,
     )
     for e in parsed.entries:
@@ -159,7 +168,7 @@ def _read_feedparser(raw: bytes, base_url: str | None) -> RawFeed:
         summary = e.get("summary") or ""
         if not summary and e.get("content"):
             summary = e["content"][0].get("value", "")
-        stamps = [e.get("published_parsed"), e.get("updated_parsed")]
+        stamps = [_plain_get(e, "published_parsed"), _plain_get(e, "updated_parsed")]
         feed.entries.append(
             RawEntry(
                 title=e.get("title", ""),
@@ -167,13 +176,19 @@ def _read_feedparser(raw: bytes, base_url: str | None) -> RawFeed:
                 guid=(e.get("id") or "").strip() or None,
                 # Atom has no isPermaLink: an http(s) id stands in for a missing link.
                 guid_is_link=bool(e.get("guidislink")) or (atom and not links),
-                dates=[e.get("published", ""), e.get("updated", "")],
+                dates=[_plain_get(e, "published"), _plain_get(e, "updated")],
                 parsed_dates=[s for s in stamps if s],
                 categories=[t.get("term") or t.get("label") or "" for t in e.get("tags") or ()],
                 summary=summary,
             )
         )
     return feed
+
+
+def _plain_get(d: feedparser.FeedParserDict, key: str):
+    # FeedParserDict.get maps a missing "published" to "updated" (with a DeprecationWarning):
+    # the two must stay apart, so read the plain dict.
+    return dict.get(d, key) or ""
 
 
 # ----------------------------------------------------------------------------- one entry
@@ -219,6 +234,11 @@ def feed_day(text: str | None) -> date | None:
         return _sane(datetime.fromisoformat(text.replace("z", "Z")).date())
     except ValueError:
         pass
+    if numeric := _NUMERIC_DAY.match(text):  # "2020/1/10 14:33:00" (Chinese forum software)
+        try:
+            return _sane(date(*map(int, numeric.groups())))
+        except ValueError:
+            return None
     return _feedparser_day(text)
 
 
@@ -261,6 +281,13 @@ def _article(
 ) -> tuple[ParsedArticle | None, bool]:
     title = strip_html(entry.title)
     link = _link(entry, base)
+    summary_html = entry.summary
+    if summary_max > 0 and len(summary_html) > summary_max * 20:
+        summary_html = summary_html[: summary_max * 20]  # no need to strip megabytes we then drop
+    plain = strip_html(summary_html)
+    if not title:
+        # RSS 2.0 asks for a title or a description: a micro-post has only the latter.
+        title = cut(plain, _TITLE_MAX_CHARS)
     if not title or not link:
         log.warning("feed: entry without title or link skipped: %r", title or entry.guid)
         return None, False
@@ -278,10 +305,6 @@ def _article(
                 extra={"event": "feed_bad_date", "url": link},
             )
         published = fallback_day
-    summary_html = entry.summary
-    if summary_max > 0 and len(summary_html) > summary_max * 20:
-        summary_html = summary_html[: summary_max * 20]  # no need to strip megabytes we then drop
-    plain = strip_html(summary_html)
     summary = cut(plain, summary_max)
     sections, countries, tags = _tags(entry.categories)
     kind = INTERVIEW if "Interviews" in sections or title.lower().startswith("interview:") else ARTICLE
