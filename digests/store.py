@@ -84,24 +84,13 @@ def upsert_articles(
         for t in session.exec(select(ArticleTag).where(col(ArticleTag.article_id).in_(chunk))):
             tags.setdefault(t.article_id, set()).add((t.kind, t.value))
 
-    fresh: list[tuple[Article, ParsedArticle]] = []
+    fresh: list[ParsedArticle] = []
     tag_rows: list[dict[str, object]] = []
     retag: list[int] = []
     for a in articles:
         row = existing.get(a.url)
         if row is None:
-            row = Article(
-                url=a.url,
-                title=a.title,
-                summary=a.summary,
-                published=a.published,
-                kind=a.kind,
-                first_seen_at=now,
-                updated_at=now,
-                source_id=source_id,
-            )
-            session.add(row)
-            fresh.append((row, a))
+            fresh.append(a)
             continue
         wanted = _tag_pairs(a)
         # An undated item keeps the day it was first stored: re-reading it is not an update.
@@ -124,10 +113,29 @@ def upsert_articles(
             tag_rows.extend(_tag_rows(row.id, a))
         result.updated += 1
 
-    session.flush()  # assigns ids to the new rows (one multi-row INSERT … RETURNING)
-    for row, a in fresh:
-        tag_rows.extend(_tag_rows(row.id, a))
-        result.new_ids.append(row.id)
+    session.flush()
+    # New rows go in as plain rows (multi-row INSERT … RETURNING): building an ORM object per
+    # article cost more than parsing the feed.
+    new_ids: dict[str, int] = {}
+    for chunk in _chunks(fresh):
+        rows = [
+            {
+                "url": a.url,
+                "title": a.title,
+                "summary": a.summary,
+                "published": a.published,
+                "kind": a.kind,
+                "first_seen_at": now,
+                "updated_at": now,
+                "source_id": source_id,
+            }
+            for a in chunk
+        ]
+        stmt = insert(Article).returning(col(Article.id), col(Article.url))
+        new_ids.update((url, id_) for id_, url in session.execute(stmt, rows))
+    for a in fresh:
+        tag_rows.extend(_tag_rows(new_ids[a.url], a))
+        result.new_ids.append(new_ids[a.url])
     result.new = len(fresh)
     for chunk in _chunks(retag):
         session.execute(delete(ArticleTag).where(col(ArticleTag.article_id).in_(chunk)))
