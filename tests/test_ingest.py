@@ -291,7 +291,7 @@ def test_a_failing_source_does_not_stop_the_others(engine, fast, site, caplog):
     assert listing_src.last_new_articles == 5
     assert feed.last_modified == "Wed, 12 Mar 2025 09:00:00 GMT"
     with Session(engine) as s:
-        assert store.count_articles(s) == 8
+        assert store.count_articles(s) == 9
         stored = {a.url for a in s.exec(select(Article))}
     assert site.url("/news/0") in stored  # canonical: no utm_*, no trailing slash
 
