@@ -48,7 +48,11 @@ def read_xml(raw: bytes, base_url: str | None) -> RawFeed | None:
         root = ET.fromstring(raw)
     except (ET.ParseError, ValueError):
         return None
-    base = _base(root, base_url)
+    # Only an explicit xml:base resolves links here; the fetched URL is the caller's last resort,
+    # after the feed's own link.
+    base = _base(root, None)
+    if base is not None and base_url:
+        base = urljoin(base_url, base)
     if root.tag == "rss":
         channel = root.find("channel")
         return None if channel is None else _rss(channel, _base(channel, base))

@@ -146,8 +146,9 @@ def parse(
 
 def _read_feedparser(raw: bytes, base_url: str | None) -> RawFeed:
     # A stream, never a str: feedparser would fetch a str that looks like a URL or open it as a path.
-    headers = {"content-location": base_url} if base_url else None
-    parsed = feedparser.parse(io.BytesIO(raw), response_headers=headers)
+    # No content-location either: feedparser would resolve a bare-number guid against it into a
+    # "link"; the fetched URL is applied afterwards, after the feed's own link.
+    parsed = feedparser.parse(io.BytesIO(raw))
     reason = str(getattr(parsed, "bozo_exception", "") or "not a feed") if parsed.bozo else ""
     if parsed.bozo and not parsed.entries:
         raise FeedError(f"malformed feed: {reason}")
