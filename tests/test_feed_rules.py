@@ -200,6 +200,16 @@ def test_categories_go_through_the_catalog(reader):
     assert article.tags == ("Drama", "itunes-ish keyword")
 
 
+def test_itunes_keywords_are_free_tags_too(reader):
+    podcast = _rss(
+        _item(extra="<itunes:keywords>Documentary, film, Cannes, Belgium, directing</itunes:keywords>"),
+        attrs=' xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"',
+    )
+    article = rss.parse(podcast).articles[0]
+    assert (article.sections, article.countries) == (("Documentary",), ("Belgium",))
+    assert article.tags == ("film", "Cannes", "directing")
+
+
 def test_free_tags_are_matched_but_never_listed_as_sections(engine):
     page = rss.parse(
         _rss(_item(extra="<category>Production</category><category>Horror</category><pubDate>2025-03-01</pubDate>"))
