@@ -114,7 +114,7 @@ def parse(
     """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     raw = repair_utf8(raw)
-    feed = read_xml(raw, base_url) or _read_feedparser(raw, base_url)
+    feed = read_xml(raw, base_url) or _read_feedparser(raw)
     today = fetched or datetime.now(UTC).date()
     channel_day = next(filter(None, map(feed_day, feed.dates)), None)
     fallback_day = channel_day or today
@@ -144,7 +144,7 @@ def parse(
     return page
 
 
-def _read_feedparser(raw: bytes, base_url: str | None) -> RawFeed:
+def _read_feedparser(raw: bytes) -> RawFeed:
     # A stream, never a str: feedparser would fetch a str that looks like a URL or open it as a path.
     # No content-location either: feedparser would resolve a bare-number guid against it into a
     # "link"; the fetched URL is applied afterwards, after the feed's own link.
