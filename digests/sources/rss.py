@@ -17,7 +17,7 @@ import re
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import feedparser
 
@@ -36,6 +36,7 @@ _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*|[!?])[^>]*(?:>|$)")
 _INLINE = frozenset("a abbr b bdi bdo cite code em font i kbd mark q s small span strong sub sup u".split())
 _NUMERIC_DAY = re.compile(r"^(\d{4})[/.-](\d{1,2})[/.-](\d{1,2})(?:$|[\sT])")
 _TITLE_MAX_CHARS = 100
+_ABSOLUTE = re.compile(r"https?://(?:[^/?#\s@]*@)?[^/?#\s@:]+", re.IGNORECASE)  # scheme and a host
 _TERM_SPLIT = re.compile(r"\s*[/|,;]\s*")
 SUMMARY_MAX_CHARS = 1000
 _MAX_TAGS = 20  # free tags per item: an item with 200 keywords is keyword stuffing
@@ -200,12 +201,9 @@ def _absolute(url: str | None, base: str | None) -> str | None:
     if not url:
         return None
     url = url.strip()
-    if base and not url.lower().startswith(("http://", "https://")):
+    if base and not _ABSOLUTE.match(url):
         url = urljoin(base, url)
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
+    return url if _ABSOLUTE.match(url) else None
 
 
 def _is_url(value: str | None) -> bool:
