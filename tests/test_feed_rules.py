@@ -158,6 +158,9 @@ def test_cli_ingest_file_with_base_url(cli, tmp_path):
     assert run.exit_code == 0
     assert '"url": "https://example.org/news/1"' in run.stdout
     assert cli("ingest", "--file", str(feed), "--base-url", "example.org").exit_code == 2
+    twice = tmp_path / "twice.xml"
+    twice.write_bytes(_rss(_item() + _item()))
+    assert "1 repeated record(s) merged" in cli("ingest", "--file", str(twice)).stdout
     assert cli("ingest", "--url", "https://example.org/", "--base-url", "https://x.org/").exit_code == 2
 
 

@@ -49,6 +49,8 @@ def _result_table(results: list[ingest.SourceResult], *, dry_run: bool) -> Table
             status = f"ok, {r.pages} page{'s' if r.pages != 1 else ''}"
             if r.skipped_records:
                 status += f", {r.skipped_records} record(s) skipped"
+            if r.merged:
+                status += f", {r.merged} repeated record(s) merged"
         table.add_row(r.name, str(r.found), str(r.new), str(r.updated), status)
     return table
 
