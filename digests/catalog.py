@@ -13,6 +13,9 @@ from rapidfuzz import fuzz, process
 
 COUNTRY = "country"
 SECTION = "section"
+# A feed category that is neither a known section nor a country: stored and matched like a section
+# name, never listed among the sections.
+TAG = "tag"
 
 # The film press's spellings win over ISO's where they differ (Cineuropa writes "Czech Republic").
 _CANONICAL_OVERRIDES = {

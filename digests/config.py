@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     http_backoff: float = 1.0
     http_user_agent: str = "ClapperBot/0.1 (+https://github.com/clapper-news/clapper)"
     listing_max_pages: int = 3
+    http_max_bytes: int = 10 * 1024 * 1024
+    summary_max_chars: int = 1000
 
     # Digests
     default_timezone: str = "Europe/Brussels"

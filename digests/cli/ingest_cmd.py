@@ -51,6 +51,8 @@ def _result_table(results: list[ingest.SourceResult], *, dry_run: bool) -> Table
             status = f"ok, {r.pages} page{'s' if r.pages != 1 else ''}"
             if r.skipped_records:
                 status += f", {r.skipped_records} record(s) skipped"
+            if r.merged:
+                status += f", {r.merged} repeated record(s) merged"
         table.add_row(escape(r.name), str(r.found), str(r.new), str(r.updated), status)
     return table
 
@@ -60,6 +62,9 @@ def ingest_command(
     url: str | None = typer.Option(None, "--url", help="A listing page or feed URL (not saved as a source)."),
     file: Path | None = typer.Option(None, "--file", help="A saved listing page (HTML or text) or feed."),
     fmt: str = typer.Option("auto", "--format", help="auto, listing or rss."),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="With --file: the URL the file was saved from (resolves relative links)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Fetch and parse, store nothing."),
     as_json: bool = typer.Option(
         False, "--json", help="Print every article found, one JSON object per line (counts go to stderr)."
@@ -68,6 +73,9 @@ def ingest_command(
     """Fetch sources and store new articles. Exits non-zero only when every source failed."""
     if sum(x is not None for x in (source, url, file)) > 1:
         _err("Give at most one of --source, --url and --file.")
+        raise typer.Exit(2)
+    if base_url is not None and (file is None or not base_url.lower().startswith(("http://", "https://"))):
+        _err("--base-url goes with --file and must be an absolute http(s) URL.")
         raise typer.Exit(2)
     if fmt not in ingest.FORMATS:
         _err(f"Unknown format {fmt!r}: use auto, listing or rss.")
@@ -78,7 +86,9 @@ def ingest_command(
     if file is not None or url is not None:
         try:
             if file is not None:
-                result = ingest.ingest_file(engine, settings, file, fmt=fmt, dry_run=dry_run)
+                result = ingest.ingest_file(
+                    engine, settings, file, fmt=fmt, dry_run=dry_run, base_url=base_url
+                )
             else:
                 result = ingest.ingest_url(engine, settings, url, fmt=fmt, dry_run=dry_run)
         except (OSError, FetchError, ingest.ParseError) as exc:
