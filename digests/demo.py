@@ -34,8 +34,10 @@ def articles_table(articles: Iterable[ParsedArticle], *, title: str | None = Non
         if a.kind == "interview":
             headline = f"[italic]Interview[/italic] · {headline}"
         body = f"{headline}\n[dim]{escape(a.summary)}[/dim]" if a.summary else headline
+        # Tags come from sources too: Rich markup in them is text ("[/b]" would raise).
         sections = ", ".join([*a.festivals, *a.sections])  # "Cannes 2024, Festivals"
-        table.add_row(a.published.isoformat(), body, sections, ", ".join(a.countries))
+        tags = (escape(sections), escape(", ".join(a.countries)))
+        table.add_row(a.published.isoformat(), body, *tags)
     return table
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, insert
 from sqlmodel import Session, col, select
 
 from digests import catalog
-from digests.catalog import COUNTRY, FESTIVAL, SECTION
+from digests.catalog import COUNTRY, FESTIVAL, SECTION, TAG
 from digests.models import Article, ArticleTag, Source
 from digests.sources import ParsedArticle, article_json
 from digests.sources.listing import TEXT_ID_PREFIX, text_id
@@ -58,7 +58,11 @@ TagKey = tuple[str, str, int | None]  # (kind, value, edition)
 
 
 def _wanted_tags(a: ParsedArticle) -> set[TagKey]:
-    wanted: set[TagKey] = {(SECTION, v, None) for v in a.sections} | {(COUNTRY, v, None) for v in a.countries}
+    wanted: set[TagKey] = (
+        {(SECTION, v, None) for v in a.sections}
+        | {(COUNTRY, v, None) for v in a.countries}
+        | {(TAG, v, None) for v in a.tags}
+    )
     festivals: dict[str, int | None] = {}
     for label in a.festivals:
         name, edition = catalog.split_edition(label)
@@ -122,38 +126,29 @@ def upsert_articles(
         for t in session.exec(select(ArticleTag).where(col(ArticleTag.article_id).in_(chunk))):
             tags.setdefault(t.article_id, set()).add((t.kind, t.value, t.edition))
 
-    fresh: list[tuple[Article, ParsedArticle]] = []
+    fresh: list[ParsedArticle] = []
     tag_rows: list[dict[str, object]] = []
     retag: list[int] = []
     for a in articles:
         row = existing.get(a.url)
         if row is None:
-            row = Article(
-                url=a.url,
-                title=a.title,
-                summary=a.summary,
-                published=a.published,
-                kind=a.kind,
-                first_seen_at=now,
-                updated_at=now,
-                source_id=source_id,
-            )
-            session.add(row)
-            fresh.append((row, a))
+            fresh.append(a)
             continue
         wanted = _wanted_tags(a)
+        # An undated item keeps the day it was first stored: re-reading it is not an update.
+        published = a.published if a.dated else row.published
         fields_changed = row.url != a.url and not a.url.startswith(TEXT_ID_PREFIX)
         fields_changed |= (row.title, row.summary, row.published, row.kind) != (
             a.title,
             a.summary,
-            a.published,
+            published,
             a.kind,
         )
         tags_changed = tags.get(row.id, set()) != wanted
         if not (fields_changed or tags_changed):
             result.unchanged += 1
             continue
-        row.title, row.summary, row.published, row.kind = a.title, a.summary, a.published, a.kind
+        row.title, row.summary, row.published, row.kind = a.title, a.summary, published, a.kind
         if not a.url.startswith(TEXT_ID_PREFIX):
             row.url = a.url
         row.updated_at = now
@@ -163,10 +158,29 @@ def upsert_articles(
             tag_rows.extend(_tag_rows(row.id, a))
         result.updated += 1
 
-    session.flush()  # assigns ids to the new rows (one multi-row INSERT … RETURNING)
-    for row, a in fresh:
-        tag_rows.extend(_tag_rows(row.id, a))
-        result.new_ids.append(row.id)
+    session.flush()
+    # New rows go in as plain rows (multi-row INSERT … RETURNING): building an ORM object per
+    # article cost more than parsing the feed.
+    new_ids: dict[str, int] = {}
+    for chunk in _chunks(fresh):
+        rows = [
+            {
+                "url": a.url,
+                "title": a.title,
+                "summary": a.summary,
+                "published": a.published,
+                "kind": a.kind,
+                "first_seen_at": now,
+                "updated_at": now,
+                "source_id": source_id,
+            }
+            for a in chunk
+        ]
+        stmt = insert(Article).returning(col(Article.id), col(Article.url))
+        new_ids.update((url, id_) for id_, url in session.execute(stmt, rows))
+    for a in fresh:
+        tag_rows.extend(_tag_rows(new_ids[a.url], a))
+        result.new_ids.append(new_ids[a.url])
     result.new = len(fresh)
     for chunk in _chunks(retag):
         session.execute(delete(ArticleTag).where(col(ArticleTag.article_id).in_(chunk)))
@@ -177,11 +191,16 @@ def upsert_articles(
 
 def _filtered(stmt, countries: Iterable[str], sections: Iterable[str], festivals: Iterable[str] = ()):
     """Within a kind any chosen value matches; across kinds all must; an empty kind matches all."""
-    chosen = ((COUNTRY, tuple(countries)), (SECTION, tuple(sections)), (FESTIVAL, tuple(festivals)))
-    for kind, values in chosen:
+    chosen = (
+        ((COUNTRY,), tuple(countries)),
+        ((SECTION, TAG), tuple(sections)),
+        ((FESTIVAL,), tuple(festivals)),
+    )
+    for kinds, values in chosen:
         if values:
+            # A section name also matches the free tags of that name (feed categories).
             tagged = select(ArticleTag.article_id).where(
-                ArticleTag.kind == kind, col(ArticleTag.value).in_(values)
+                col(ArticleTag.kind).in_(kinds), col(ArticleTag.value).in_(values)
             )
             stmt = stmt.where(col(Article.id).in_(tagged))
     return stmt
@@ -197,6 +216,7 @@ def articles(
     ids: Iterable[int] | None = None,
     limit: int | None = None,
     festivals: Iterable[str] = (),
+    offset: int = 0,
 ) -> list[ArticleView]:
     """Articles newest first (by published date), with their tags.
 
@@ -213,6 +233,8 @@ def articles(
     stmt = stmt.order_by(col(Article.published).desc(), col(Article.id).desc())
     if limit is not None:
         stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
     rows = list(session.exec(stmt))
     return _with_tags(session, rows)
 

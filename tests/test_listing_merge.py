@@ -67,10 +67,10 @@ def test_tracking_parameters_are_stripped(raw, canonical):
     assert ingest.canonical_url(raw) == canonical
 
 
-def _store(engine, tmp_path, name, text, base_url=None):
+def _store(engine, settings, tmp_path, name, text, base_url=None):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
-    return ingest.ingest_file(engine, None, path, base_url=base_url, now=NOW)
+    return ingest.ingest_file(engine, settings, path, base_url=base_url, now=NOW)
 
 
 def _rows(engine):
@@ -78,8 +78,8 @@ def _rows(engine):
         return [(a.url, a.title, a.published) for a in s.exec(select(Article).order_by(Article.published))]
 
 
-def test_file_with_base_url_resolves_links_and_strips_tracking(engine, tmp_path):
-    result = _store(engine, tmp_path, "page.html", HTML, base_url=BASE)
+def test_file_with_base_url_resolves_links_and_strips_tracking(engine, settings, tmp_path):
+    result = _store(engine, settings, tmp_path, "page.html", HTML, base_url=BASE)
     assert sorted(a.url for a in result.articles) == sorted([THRILLER, COMEDY])
 
 
@@ -91,12 +91,12 @@ def test_relative_links_without_a_base_become_text_ids_not_paths():
     ]
 
 
-def test_text_dump_first_then_html_merges_and_gains_the_url(engine, tmp_path):
-    first = _store(engine, tmp_path, "page.txt", TEXT)
+def test_text_dump_first_then_html_merges_and_gains_the_url(engine, settings, tmp_path):
+    first = _store(engine, settings, tmp_path, "page.txt", TEXT)
     assert first.new == 2
     with session_scope(engine) as s:
         before = {a.title: a.id for a in s.exec(select(Article))}
-    later = _store(engine, tmp_path, "page.html", HTML, base_url=BASE)
+    later = _store(engine, settings, tmp_path, "page.html", HTML, base_url=BASE)
     assert (later.new, later.updated) == (0, 2)
     assert _rows(engine) == [
         (COMEDY, "A Walloon comedy gets funding", date(2025, 3, 10)),
@@ -108,21 +108,21 @@ def test_text_dump_first_then_html_merges_and_gains_the_url(engine, tmp_path):
     assert after == before  # the same rows: digests already sent keep pointing at them
     assert (before["Shooting starts on a Flemish thriller"], "country", "Netherlands") in tags
     # And the text dump again: it is the same article, still stored once, URL kept.
-    again = _store(engine, tmp_path, "page.txt", TEXT)
+    again = _store(engine, settings, tmp_path, "page.txt", TEXT)
     assert (again.new, again.updated) == (0, 0)
     assert [url for url, *_ in _rows(engine)] == [COMEDY, THRILLER]
 
 
-def test_html_first_then_text_dump_is_not_stored_twice(engine, tmp_path):
-    _store(engine, tmp_path, "page.html", HTML, base_url=BASE)
-    result = _store(engine, tmp_path, "page.txt", TEXT)
+def test_html_first_then_text_dump_is_not_stored_twice(engine, settings, tmp_path):
+    _store(engine, settings, tmp_path, "page.html", HTML, base_url=BASE)
+    result = _store(engine, settings, tmp_path, "page.txt", TEXT)
     assert (result.new, result.unchanged) == (0, 2)
     assert [url for url, *_ in _rows(engine)] == [COMEDY, THRILLER]
 
 
-def test_a_different_date_is_a_different_article(engine, tmp_path):
-    _store(engine, tmp_path, "page.txt", TEXT)
-    _store(engine, tmp_path, "page.html", HTML.replace("10/03/2025", "11/03/2025"), base_url=BASE)
+def test_a_different_date_is_a_different_article(engine, settings, tmp_path):
+    _store(engine, settings, tmp_path, "page.txt", TEXT)
+    _store(engine, settings, tmp_path, "page.html", HTML.replace("10/03/2025", "11/03/2025"), base_url=BASE)
     assert len(_rows(engine)) == 3
 
 

@@ -1,7 +1,7 @@
 """articletag.edition: the year of a festival tag ("Cannes 2024" is Cannes, edition 2024)
 
 Revision ID: i11b_tag_edition
-Revises: i9b_trust
+Revises: i12a_inbound
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i11b_tag_edition"
-down_revision: str | Sequence[str] | None = "i9b_trust"
+down_revision: str | Sequence[str] | None = "i12a_inbound"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
