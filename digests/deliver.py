@@ -1,11 +1,15 @@
-"""The delivery worker: claim due outbox rows, send them by Telegram and email, settle each row.
+"""The delivery worker: one lane per channel, each claiming its own rows, sending, settling each.
 
-A row is settled (sent, retry later, dead…) the moment its outcome is known, so a worker killed
-mid-batch leaves only the message in flight unsettled: it goes back to the queue after
-DELIVERY_CLAIM_TIMEOUT and may be sent twice, never lost. While a batch runs, a heartbeat keeps
-the worker's claims fresh, so a slow batch is not mistaken for a dead worker.
+Telegram and email never wait for each other: each channel has its own claim loop, so a slow or
+failing SMTP server does not hold Telegram (and the reverse). A Telegram row is settled the moment
+its answer arrives; sent emails are settled in short group commits (EMAIL_SETTLE_BATCH rows or
+EMAIL_SETTLE_SECONDS), everything else at once. A worker killed mid-batch therefore leaves unsettled
+at most the Telegram requests in flight, plus per email lane the uncommitted group and one message
+per SMTP connection: those may be sent twice, nothing is lost. Its claims go back to the queue as
+soon as its heartbeat (digests.workers) is DEAD_AFTER_BEATS heartbeats old.
 
-On PostgreSQL any number of workers may run (claims use SKIP LOCKED); on SQLite run one.
+On PostgreSQL any number of workers may run (claims use SKIP LOCKED); on SQLite run one. They
+share TELEGRAM_MAX_RATE: each live Telegram worker sends at most its share.
 """
 
 from __future__ import annotations
@@ -17,18 +21,22 @@ import socket
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from digests import outbox
+from digests import outbox, workers
 from digests.channels import Outcome
 from digests.config import Settings
-from digests.models import Outbox
+from digests.models import Outbox, utcnow
 
 log = logging.getLogger(__name__)
 
 # Sleep between polls when the queue is empty.
 IDLE_SLEEP = 1.0
+# A worker joining others waits this many heartbeats before its first Telegram send, so the
+# others have lowered their share of the rate by then (no moment above the cap).
+JOIN_WAIT_BEATS = 1.2
 
 
 def default_worker_id() -> str:
@@ -66,8 +74,42 @@ def group_by_destination(rows: Sequence[Outbox]) -> dict[str, list[list[Outbox]]
     return by_channel
 
 
+class _SentBuffer:
+    """Email's group commit: sent rows wait here until one UPDATE settles them together."""
+
+    def __init__(self, deliverer: Deliverer, unsettled: set[int]) -> None:
+        self.deliverer = deliverer
+        self.unsettled = unsettled
+        self.ids: list[int] = []
+        self.lock = asyncio.Lock()
+
+    async def add(self, row_id: int) -> None:
+        # A lane waits here while a commit runs, so at any moment at most EMAIL_SETTLE_BATCH sent
+        # rows are uncommitted, plus one per connection waiting to be added: the duplicate bound.
+        async with self.lock:
+            self.ids.append(row_id)
+            if len(self.ids) >= self.deliverer.settings.email_settle_batch:
+                await self._commit()
+
+    async def flush(self) -> None:
+        async with self.lock:
+            await self._commit()
+
+    async def _commit(self) -> None:
+        if self.ids:
+            d = self.deliverer
+            await d._db(outbox.mark_sent_many, d.engine, self.ids, worker_id=d.worker_id)
+            self.unsettled.difference_update(self.ids)
+            self.ids = []
+
+    async def every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            await self.flush()
+
+
 class Deliverer:
-    """One worker's senders (a Bot, SMTP settings) and its claim on the outbox."""
+    """One worker's senders (a Bot, SMTP settings), its heartbeat and its claims on the outbox."""
 
     def __init__(self, engine: Engine, settings: Settings, *, worker_id: str) -> None:
         self.engine = engine
@@ -75,6 +117,8 @@ class Deliverer:
         self.worker_id = worker_id
         self.telegram = None
         self.email = None
+        # Live Telegram workers sharing the bot's rate, as of the last heartbeat.
+        self.sharing = 1
         if settings.telegram_enabled:
             from digests.channels.telegram import TelegramSender
 
@@ -95,6 +139,57 @@ class Deliverer:
     async def _db(self, fn, *args, **kwargs):
         # Short synchronous statements, off the event loop so other chats keep sending meanwhile.
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # ---------------------------------------------------------------- heartbeat and shared rate
+
+    async def beat(self) -> None:
+        """Write the heartbeat, then take this worker's share of TELEGRAM_MAX_RATE."""
+        s = self.settings
+        await self._db(workers.beat, self.engine, self.worker_id, channels=self.channels)
+        if self.telegram is not None:
+            self.sharing = await self._db(
+                workers.live_sharing,
+                self.engine,
+                channel="telegram",
+                heartbeat_seconds=s.delivery_heartbeat_seconds,
+            )
+            self.telegram.limiter.set_rate(s.telegram_max_rate / self.sharing)
+
+    async def heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.delivery_heartbeat_seconds)
+            try:
+                await self.beat()
+            except Exception:
+                # A missed beat is survivable (the limit is three); a dead heartbeat task is not.
+                log.exception("worker %s: heartbeat failed", self.worker_id)
+
+    async def join(self, stop: asyncio.Event | None = None) -> None:
+        """First heartbeat; beside other Telegram workers, wait until they have made room."""
+        await self.beat()
+        if self.telegram is not None and self.sharing > 1:
+            wait = JOIN_WAIT_BEATS * self.settings.delivery_heartbeat_seconds
+            log.info(
+                "worker %s: %d workers share Telegram; starting in %.1f s", self.worker_id, self.sharing, wait
+            )
+            if stop is None:
+                await asyncio.sleep(wait)
+            else:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
+                except TimeoutError:
+                    pass
+
+    async def recover(self) -> int:
+        s = self.settings
+        return await self._db(
+            workers.recover_dead,
+            self.engine,
+            heartbeat_seconds=s.delivery_heartbeat_seconds,
+            claim_timeout=s.delivery_claim_timeout,
+        )
+
+    # ---------------------------------------------------------------- settling
 
     async def _settle(
         self, row: Outbox, outcome: Outcome, report: DeliveryReport, unsettled: set[int]
@@ -151,48 +246,51 @@ class Deliverer:
             report.requeued += 1
         unsettled.discard(row.id)
 
-    async def _heartbeat(self, unsettled: set[int]) -> None:
-        period = max(0.5, self.settings.delivery_claim_timeout / 3)
-        while True:
-            await asyncio.sleep(period)
-            await self._db(outbox.touch, self.engine, list(unsettled), worker_id=self.worker_id)
+    # ---------------------------------------------------------------- lanes
 
     async def run_batch(
-        self, *, limit: int | None = None, stop: asyncio.Event | None = None
+        self,
+        channel: str,
+        *,
+        limit: int | None = None,
+        stop: asyncio.Event | None = None,
+        due_before: datetime | None = None,
+        report: DeliveryReport | None = None,
     ) -> DeliveryReport:
-        """Claim what is due now (up to `limit`), send it all, settle every row."""
-        report = DeliveryReport()
-        if not self.channels:
+        """One lane's batch: claim what is due on `channel` (up to `limit`), send it, settle every row."""
+        report = report if report is not None else DeliveryReport()
+        sender = self.telegram if channel == "telegram" else self.email if channel == "email" else None
+        if sender is None:
             return report
-        report.recovered = await self._db(
-            outbox.recover_stale, self.engine, timeout=self.settings.delivery_claim_timeout
-        )
         rows = await self._db(
             outbox.claim,
             self.engine,
             worker_id=self.worker_id,
             limit=limit or self.settings.delivery_batch_size,
-            channels=self.channels,
+            channels=(channel,),
+            due_before=due_before,
         )
-        report.claimed = len(rows)
+        report.claimed += len(rows)
         if not rows:
             return report
         unsettled = {row.id for row in rows}
-        by_channel = group_by_destination(rows)
+        groups = group_by_destination(rows)[channel]
+        buffer = _SentBuffer(self, unsettled) if channel == "email" else None
 
         async def settle(row: Outbox, outcome: Outcome) -> None:
-            await self._settle(row, outcome, report, unsettled)
+            if buffer is not None and outcome.status == "sent":
+                report.sent += 1
+                await buffer.add(row.id)
+            else:
+                await self._settle(row, outcome, report, unsettled)
 
-        heartbeat = asyncio.create_task(self._heartbeat(unsettled))
+        flusher = asyncio.create_task(buffer.every(self.settings.email_settle_seconds)) if buffer else None
         try:
-            jobs = []
-            if self.telegram is not None and by_channel.get("telegram"):
-                jobs.append(self.telegram.send_groups(by_channel["telegram"], settle, stop=stop))
-            if self.email is not None and by_channel.get("email"):
-                jobs.append(self.email.send_groups(by_channel["email"], settle, stop=stop))
-            await asyncio.gather(*jobs)
+            await sender.send_groups(groups, settle, stop=stop)
         finally:
-            heartbeat.cancel()
+            if flusher is not None:
+                flusher.cancel()
+                await asyncio.shield(buffer.flush())
             if unsettled:
                 # Only after a crash inside a sender: nothing claimed may stay stuck in 'sending'.
                 await asyncio.shield(
@@ -200,21 +298,68 @@ class Deliverer:
                 )
         return report
 
+    async def drain(
+        self, channel: str, *, due_before: datetime, report: DeliveryReport, limit: int | None = None
+    ) -> None:
+        """Batch after batch until nothing that was due by `due_before` is left on `channel`."""
+        while True:
+            claimed = report.claimed
+            await self.run_batch(channel, limit=limit, due_before=due_before, report=report)
+            if report.claimed == claimed:
+                return
+
+    async def lane(
+        self, channel: str, *, stop: asyncio.Event, report: DeliveryReport, idle_sleep: float
+    ) -> None:
+        """A channel's claim loop until `stop`; a failure here never touches the other lane."""
+        while not stop.is_set():
+            batch = DeliveryReport()
+            try:
+                batch.recovered = await self.recover()
+                await self.run_batch(channel, stop=stop, report=batch)
+            except Exception:
+                # A database hiccup must not kill the lane; its claims are freed if the worker dies.
+                log.exception("%s delivery batch failed; retrying shortly", channel)
+            report.add(batch)
+            if batch.claimed:
+                log.info("worker %s, %s: %s", self.worker_id, channel, batch.as_dict())
+                continue
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=idle_sleep)
+            except TimeoutError:
+                pass
+
 
 async def deliver_once_async(
     engine: Engine, settings: Settings, *, worker_id: str | None = None, limit: int | None = None
 ) -> DeliveryReport:
+    """Send everything that is due now on every channel (each in its own lane), then return."""
     deliverer = Deliverer(engine, settings, worker_id=worker_id or default_worker_id())
+    report = DeliveryReport()
+    if not deliverer.channels:
+        return report
+    await deliverer.join()
+    heartbeat = asyncio.create_task(deliverer.heartbeat())
     try:
-        return await deliverer.run_batch(limit=limit)
+        report.recovered = await deliverer.recover()
+        # After the recovery: what dead workers held counts as due now.
+        started = utcnow()
+        lanes = [
+            deliverer.drain(channel, due_before=started, report=report, limit=limit)
+            for channel in deliverer.channels
+        ]
+        await asyncio.gather(*lanes)
+        return report
     finally:
+        heartbeat.cancel()
         await deliverer.close()
+        await asyncio.shield(asyncio.to_thread(workers.leave, engine, deliverer.worker_id))
 
 
 def deliver_once(
     engine: Engine, settings: Settings, *, worker_id: str | None = None, limit: int | None = None
 ) -> DeliveryReport:
-    """Claim and send what is due now (one batch of up to `limit`, both channels); counts."""
+    """Send everything due now (all channels, batch after batch), then return the counts."""
     coro = deliver_once_async(engine, settings, worker_id=worker_id, limit=limit)
     try:
         asyncio.get_running_loop()
@@ -245,24 +390,24 @@ async def run_worker(
             "worker %s: %d row(s) from a previous run under this id back in the queue", worker_id, released
         )
     log.info("delivery worker %s started (channels: %s)", worker_id, ", ".join(deliverer.channels) or "none")
+    heartbeat: asyncio.Task | None = None
     try:
-        while not stop.is_set():
-            try:
-                batch = await deliverer.run_batch(stop=stop)
-            except Exception:
-                # A database hiccup must not kill the worker; claims it holds time out if need be.
-                log.exception("delivery batch failed; retrying shortly")
-                batch = DeliveryReport()
-            total.add(batch)
-            if batch.claimed:
-                log.info("worker %s: %s", worker_id, batch.as_dict())
-                continue
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=idle_sleep)
-            except TimeoutError:
-                pass
+        if deliverer.channels:
+            await deliverer.join(stop)
+            heartbeat = asyncio.create_task(deliverer.heartbeat())
+            await asyncio.gather(
+                *(
+                    deliverer.lane(channel, stop=stop, report=total, idle_sleep=idle_sleep)
+                    for channel in deliverer.channels
+                )
+            )
+        else:
+            await stop.wait()
     finally:
+        if heartbeat is not None:
+            heartbeat.cancel()
         await deliverer.close()
         await asyncio.to_thread(outbox.release_worker, engine, worker_id=worker_id)
+        await asyncio.to_thread(workers.leave, engine, worker_id)
         log.info("delivery worker %s stopped: %s", worker_id, total.as_dict())
     return total

@@ -151,3 +151,12 @@ class Outbox(SQLModel, table=True):
     claimed_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = Field(default=None, index=True)
+
+
+class DeliveryWorker(SQLModel, table=True):
+    """A running delivery worker. Its claims live while its heartbeat does (digests.workers)."""
+
+    id: str = Field(primary_key=True)  # the worker id rows are claimed under (host:pid by default)
+    channels: str = ""  # comma-separated: the Telegram rate is shared among those with "telegram"
+    started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow, index=True)

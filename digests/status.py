@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from digests import outbox, store
+from digests import lanes, outbox, store
 from digests.config import Settings
 from digests.db import session_scope
 from digests.models import Outbox, Source, utcnow
@@ -45,6 +45,8 @@ class Status:
     sent_24h: dict[str, int]
     dead_24h: int
     last_ingest_success_at: datetime | None
+    # One line per channel (digests.lanes): each is sent by its own lane.
+    lanes: list[lanes.LaneStatus] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -106,6 +108,7 @@ def collect(
         ).one()
         sent_24h = outbox.sent_since(session, day_ago)
         dead_24h = outbox.dead_since(session, day_ago)
+        per_lane = lanes.lanes(session, now=now)
 
     successes = [s.last_success_at for s in sources if s.enabled and s.last_success_at]
     status = Status(
@@ -119,6 +122,7 @@ def collect(
         sent_24h=sent_24h,
         dead_24h=dead_24h,
         last_ingest_success_at=max(successes) if successes else None,
+        lanes=per_lane,
     )
 
     age = status.oldest_ready_age

@@ -19,7 +19,7 @@ from sqlalchemy import delete, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from digests import catalog, outbox, store
+from digests import catalog, lanes, outbox, store
 from digests.catalog import COUNTRY, SECTION, Term
 from digests.config import Settings
 from digests.db import session_scope
@@ -116,6 +116,7 @@ class Stats:
     failed_today: int
     retrying: int
     articles: int
+    lanes: list = field(default_factory=list)  # digests.lanes.LaneStatus, one per channel
 
 
 # ----------------------------------------------------------------------------- parsing (pure)
@@ -482,4 +483,4 @@ def stats(engine: Engine, *, now: datetime | None = None, top: int = 5) -> Stats
         retrying = int(session.exec(select(func.count()).select_from(Outbox).where(
             col(Outbox.state).in_(("queued", "failed")), Outbox.attempts > 0)).one())
         return Stats(telegram, email, top_values(COUNTRY), top_values(SECTION), sources, sent, failed,
-                     retrying, store.count_articles(session))
+                     retrying, store.count_articles(session), lanes.lanes(session, now=now))

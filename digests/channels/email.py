@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,6 +115,64 @@ def message_for_row(settings: Settings, row: EmailRow, *, now: datetime | None =
     )
 
 
+class RenderedMail:
+    """The MIME of each distinct rendered email, built once and reused for every reader of it.
+
+    Readers who share subscriptions share one render (same subject, HTML and text); only Date,
+    Message-ID, To and the List-Unsubscribe links differ. Those are written in front of the
+    cached bytes, which hold From, Subject, List-Id and the multipart body.
+    """
+
+    def __init__(self, settings: Settings, size: int = 256) -> None:
+        self.settings = settings
+        self.size = size
+        self._cache: OrderedDict[tuple[str, str, str | None], bytes] = OrderedDict()
+        self.built = 0
+
+    def _shared(self, row: EmailRow) -> bytes:
+        key = (row.subject, row.body, row.body_text)
+        found = self._cache.get(key)
+        if found is not None:
+            self._cache.move_to_end(key)
+            return found
+        message = EmailMessage(policy=_POLICY)
+        message["From"] = self.settings.mail_from
+        message["Subject"] = row.subject
+        message["List-Id"] = list_id(self.settings)
+        if row.body_text:
+            message.set_content(row.body_text)
+            message.add_alternative(row.body, subtype="html")
+        else:
+            message.set_content(row.body, subtype="html")
+        found = message.as_bytes()
+        self.built += 1
+        self._cache[key] = found
+        if len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return found
+
+    def bytes_for(self, row: EmailRow, *, now: datetime | None = None) -> bytes:
+        """The message exactly as sent to this row's reader."""
+        s = self.settings
+        own = {
+            "Date": format_datetime(now or utcnow()),
+            "Message-ID": make_msgid(domain=sender_domain(s)),
+            "To": row.recipient,
+        } | unsubscribe_headers(s, row.subscriber_id)
+        if not row.recipient.isascii() or any(_unsafe(v) for v in own.values()):
+            # Rare (an address for SMTPUTF8, a value to encode or refuse): the full builder decides.
+            return message_for_row(s, row, now=now).as_bytes(policy=_UTF8_POLICY)
+        head = "".join(f"{name}: {value}\r\n" for name, value in own.items()).encode("ascii")
+        return head + self._shared(row)
+
+
+def _unsafe(value: str) -> bool:
+    return not value.isascii() or "\r" in value or "\n" in value or len(value) > 900
+
+
+_UTF8_POLICY = _POLICY.clone(utf8=True)
+
+
 class ServerUnavailable(Exception):
     """No connection to the SMTP server (refused, timed out, TLS or login failed)."""
 
@@ -156,6 +215,7 @@ class EmailSender:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.connections_opened = 0
+        self.rendered = RenderedMail(settings)
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -176,11 +236,27 @@ class EmailSender:
         return smtp
 
     async def _send(self, smtp: aiosmtplib.SMTP, row: EmailRow) -> Outcome:
-        """One message on a connected SMTP object; connection loss propagates to the caller."""
-        message = message_for_row(self.settings, row)
+        """One message on a connected SMTP object; connection loss propagates to the caller.
+
+        Anything wrong with this one message (an address the server cannot take, a header that
+        cannot be written) settles it 'dead' with the error kept; the batch goes on.
+        """
+        options: list[str] = []
+        if not row.recipient.isascii():
+            # RFC 6531: a non-ASCII address needs SMTPUTF8; without it the message can never go.
+            if smtp.last_ehlo_response is None:
+                await smtp.ehlo()  # without STARTTLS or a login, aiosmtplib greets only when sending
+            if not smtp.supports_extension("smtputf8"):
+                why = "a non-ASCII address and the server does not offer SMTPUTF8"
+                return Outcome("dead", f"{why}: {row.recipient!r}")
+            options.append("SMTPUTF8")
         try:
-            # Flattened with our policy: send_message would re-fold the headers with the default one.
-            await smtp.sendmail(sender_address(self.settings), [row.recipient], message.as_bytes())
+            # Built by us: send_message would re-fold the headers with the default policy.
+            data = self.rendered.bytes_for(row)
+        except Exception as exc:  # a template or header value the message cannot carry
+            return Outcome("dead", f"cannot build the message: {type(exc).__name__}: {exc}")
+        try:
+            await smtp.sendmail(sender_address(self.settings), [row.recipient], data, mail_options=options)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             return _code_outcome(refused.code, refused.message, permanent="bounced")
@@ -199,6 +275,13 @@ class EmailSender:
             return Outcome("dead", f"not supported by the server: {exc}")
         except aiosmtplib.SMTPException as exc:
             return Outcome("retry", f"{type(exc).__name__}: {exc}")
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            # Raised mid-transaction (MAIL FROM may have gone): the connection is in an unknown
+            # state, so it is dropped and the next message opens a fresh one.
+            smtp.close()
+            return Outcome("dead", f"{type(exc).__name__}: {exc}")
         return SENT
 
     async def _deliver(

@@ -1,7 +1,8 @@
 """Telegram: send outbox rows with PTB's Bot under Telegram's limits, and map errors to outcomes.
 
 Limits are ours to keep (PTB's AIORateLimiter retries nothing by default and has no per-chat
-pause): at most TELEGRAM_MAX_RATE messages/s overall and TELEGRAM_PER_CHAT_INTERVAL seconds
+pause): at most this worker's share of TELEGRAM_MAX_RATE messages/s overall (the worker sets it
+from the live workers' heartbeats) and TELEGRAM_PER_CHAT_INTERVAL seconds
 between two messages to one chat, many chats in parallel. A 429 pauses everything for its
 retry_after, then the same message is tried again.
 """
@@ -118,6 +119,15 @@ class RateLimiter:
                     continue
                 self._granted.append(now)
             return True
+
+    def set_rate(self, rate: float) -> None:
+        """This worker's share of the bot's rate changed (a worker joined or left)."""
+        interval = 1.0 / rate if rate > 0 else 0.0
+        if interval == self.interval:
+            return
+        self.interval = interval
+        # The burst window is that of the share, so workers together stay under the bot's cap.
+        self.window = max(1, int(rate)) if rate > 0 else 0
 
     def done(self, chat: str) -> None:
         self._chat_ready[chat] = self.clock() + self.per_chat_interval
