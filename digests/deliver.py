@@ -34,9 +34,12 @@ log = logging.getLogger(__name__)
 
 # Sleep between polls when the queue is empty.
 IDLE_SLEEP = 1.0
+# Batches a lane keeps going at once: Telegram sends a batch's last chats slowly (their turn in the
+# rate), so a second batch fills the gap; an email batch already uses every SMTP connection.
+BATCHES_AT_ONCE = {"telegram": 2, "email": 1}
 # A worker joining others waits this many heartbeats before its first Telegram send, so the
 # others have lowered their share of the rate by then (no moment above the cap).
-JOIN_WAIT_BEATS = 1.2
+JOIN_WAIT_BEATS = 2
 
 
 def default_worker_id() -> str:
@@ -119,6 +122,9 @@ class Deliverer:
         self.email = None
         # Live Telegram workers sharing the bot's rate, as of the last heartbeat.
         self.sharing = 1
+        # One claim at a time per channel in this process, so two batches of a lane never split
+        # one destination's line between them (another process is kept out by SKIP LOCKED).
+        self._claiming = {"telegram": asyncio.Lock(), "email": asyncio.Lock()}
         if settings.telegram_enabled:
             from digests.channels.telegram import TelegramSender
 
@@ -262,14 +268,15 @@ class Deliverer:
         sender = self.telegram if channel == "telegram" else self.email if channel == "email" else None
         if sender is None:
             return report
-        rows = await self._db(
-            outbox.claim,
-            self.engine,
-            worker_id=self.worker_id,
-            limit=limit or self.settings.delivery_batch_size,
-            channels=(channel,),
-            due_before=due_before,
-        )
+        async with self._claiming[channel]:
+            rows = await self._db(
+                outbox.claim,
+                self.engine,
+                worker_id=self.worker_id,
+                limit=limit or self.settings.delivery_batch_size,
+                channels=(channel,),
+                due_before=due_before,
+            )
         report.claimed += len(rows)
         if not rows:
             return report
@@ -302,16 +309,29 @@ class Deliverer:
         self, channel: str, *, due_before: datetime, report: DeliveryReport, limit: int | None = None
     ) -> None:
         """Batch after batch until nothing that was due by `due_before` is left on `channel`."""
-        while True:
-            claimed = report.claimed
-            await self.run_batch(channel, limit=limit, due_before=due_before, report=report)
-            if report.claimed == claimed:
-                return
+
+        async def one() -> None:
+            while True:
+                claimed = report.claimed
+                await self.run_batch(channel, limit=limit, due_before=due_before, report=report)
+                if report.claimed == claimed:
+                    return
+
+        await asyncio.gather(*(one() for _ in range(BATCHES_AT_ONCE[channel])))
 
     async def lane(
         self, channel: str, *, stop: asyncio.Event, report: DeliveryReport, idle_sleep: float
     ) -> None:
-        """A channel's claim loop until `stop`; a failure here never touches the other lane."""
+        """A channel's claim loops until `stop`; a failure here never touches the other lane."""
+        loops = (
+            self._claim_loop(channel, stop=stop, report=report, idle_sleep=idle_sleep)
+            for _ in range(BATCHES_AT_ONCE[channel])
+        )
+        await asyncio.gather(*loops)
+
+    async def _claim_loop(
+        self, channel: str, *, stop: asyncio.Event, report: DeliveryReport, idle_sleep: float
+    ) -> None:
         while not stop.is_set():
             batch = DeliveryReport()
             try:

@@ -36,6 +36,8 @@ from digests.config import Settings
 
 log = logging.getLogger(__name__)
 
+# Seconds of missed send slots the limiter may make up for.
+CATCH_UP = 0.1
 # A message that keeps hitting 429 goes back to the queue rather than holding its chat forever.
 MAX_FLOOD_WAITS = 5
 # Texts Telegram sends for chats that are gone for good (compared lower-cased: PTB re-capitalises).
@@ -103,7 +105,9 @@ class RateLimiter:
                 if await _sleep(wait, stop):
                     return False
                 continue
-            slot = max(now, self._next_slot)
+            # A slot missed by a late wake-up (a busy event loop or CPU) may still be used a little
+            # later, so lateness does not lower the rate; the one-second window caps the catch-up.
+            slot = max(self._next_slot, now - CATCH_UP)
             self._next_slot = slot + self.interval
             if slot > now and await _sleep(slot - now, stop):
                 return False
