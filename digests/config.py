@@ -77,8 +77,8 @@ class Settings(BaseSettings):
     # go back to the queue (15 s by default). Also how often the Telegram rate is re-shared.
     delivery_heartbeat_seconds: float = 5.0
     # Emails sent are settled in one commit per this many (or per EMAIL_SETTLE_SECONDS): a crash can
-    # repeat up to this many plus one per SMTP connection.
-    email_settle_batch: int = 50
+    # repeat up to 2 x (this + SMTP_CONNECTIONS), see digests.deliver._SentBuffer.
+    email_settle_batch: int = 25
     email_settle_seconds: float = 0.2
 
     # Service health (`clapper status` exits non-zero past these)

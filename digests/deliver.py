@@ -4,9 +4,9 @@ Telegram and email never wait for each other: each channel has its own claim loo
 failing SMTP server does not hold Telegram (and the reverse). A Telegram row is settled the moment
 its answer arrives; sent emails are settled in short group commits (EMAIL_SETTLE_BATCH rows or
 EMAIL_SETTLE_SECONDS), everything else at once. A worker killed mid-batch therefore leaves unsettled
-at most the Telegram requests in flight, plus per email lane the uncommitted group and one message
-per SMTP connection: those may be sent twice, nothing is lost. Its claims go back to the queue as
-soon as its heartbeat (digests.workers) is DEAD_AFTER_BEATS heartbeats old.
+at most the Telegram requests in flight, plus on the email lane 2 x (EMAIL_SETTLE_BATCH +
+SMTP_CONNECTIONS) sent messages (see _SentBuffer): those may be sent twice, nothing is lost. Its
+claims go back to the queue once its heartbeat (digests.workers) is DEAD_AFTER_BEATS beats old.
 
 On PostgreSQL any number of workers may run (claims use SKIP LOCKED); on SQLite run one. They
 share TELEGRAM_MAX_RATE: each live Telegram worker sends at most its share.
@@ -15,6 +15,8 @@ share TELEGRAM_MAX_RATE: each live Telegram worker sends at most its share.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import logging
 import os
 import socket
@@ -34,9 +36,10 @@ log = logging.getLogger(__name__)
 
 # Sleep between polls when the queue is empty.
 IDLE_SLEEP = 1.0
-# Batches a lane keeps going at once: Telegram sends a batch's last chats slowly (their turn in the
-# rate), so a second batch fills the gap; an email batch already uses every SMTP connection.
-BATCHES_AT_ONCE = {"telegram": 2, "email": 1}
+# Batches a lane keeps going at once, so the next one is claimed while the last rows of the
+# current one go out (Telegram: the last chats wait for their turn in the rate; email: claiming
+# rewrites big rows). Email batches share the SMTP_CONNECTIONS connections (EmailSender's pool).
+BATCHES_AT_ONCE = {"telegram": 2, "email": 2}
 # A worker joining others waits this many heartbeats before its first Telegram send, so the
 # others have lowered their share of the rate by then (no moment above the cap).
 JOIN_WAIT_BEATS = 2
@@ -78,32 +81,47 @@ def group_by_destination(rows: Sequence[Outbox]) -> dict[str, list[list[Outbox]]
 
 
 class _SentBuffer:
-    """Email's group commit: sent rows wait here until one UPDATE settles them together."""
+    """Email's group commits: sent rows are settled EMAIL_SETTLE_BATCH at a time, in one UPDATE.
 
-    def __init__(self, deliverer: Deliverer, unsettled: set[int]) -> None:
+    A commit runs while the connections keep sending into the next group; a group that fills up
+    before the previous commit ended waits for it. So at any moment at most two groups are
+    uncommitted, each of at most EMAIL_SETTLE_BATCH + SMTP_CONNECTIONS rows (every connection
+    may add its message while a group is handed over): the duplicate bound after a crash.
+    """
+
+    def __init__(self, deliverer: Deliverer) -> None:
         self.deliverer = deliverer
-        self.unsettled = unsettled
-        self.ids: list[int] = []
+        self.rows: list[tuple[int, set[int]]] = []  # (row id, the unsettled set of its batch)
         self.lock = asyncio.Lock()
+        self.committing: asyncio.Task | None = None
 
-    async def add(self, row_id: int) -> None:
-        # A lane waits here while a commit runs, so at any moment at most EMAIL_SETTLE_BATCH sent
-        # rows are uncommitted, plus one per connection waiting to be added: the duplicate bound.
-        async with self.lock:
-            self.ids.append(row_id)
-            if len(self.ids) >= self.deliverer.settings.email_settle_batch:
-                await self._commit()
+    async def add(self, row_id: int, unsettled: set[int]) -> None:
+        self.rows.append((row_id, unsettled))
+        if len(self.rows) >= self.deliverer.settings.email_settle_batch:
+            async with self.lock:
+                if len(self.rows) >= self.deliverer.settings.email_settle_batch:
+                    await self._wait()
+                    group, self.rows = self.rows, []
+                    self.committing = asyncio.create_task(self._commit(group))
 
     async def flush(self) -> None:
         async with self.lock:
-            await self._commit()
+            await self._wait()
+            group, self.rows = self.rows, []
+            await self._commit(group)
 
-    async def _commit(self) -> None:
-        if self.ids:
-            d = self.deliverer
-            await d._db(outbox.mark_sent_many, d.engine, self.ids, worker_id=d.worker_id)
-            self.unsettled.difference_update(self.ids)
-            self.ids = []
+    async def _wait(self) -> None:
+        if self.committing is not None:
+            task, self.committing = self.committing, None
+            await task
+
+    async def _commit(self, group: list[tuple[int, set[int]]]) -> None:
+        if not group:
+            return
+        d = self.deliverer
+        await d._db(outbox.mark_sent_many, d.engine, [row_id for row_id, _ in group], worker_id=d.worker_id)
+        for row_id, unsettled in group:
+            unsettled.discard(row_id)
 
     async def every(self, seconds: float) -> None:
         while True:
@@ -125,6 +143,11 @@ class Deliverer:
         # One claim at a time per channel in this process, so two batches of a lane never split
         # one destination's line between them (another process is kept out by SKIP LOCKED).
         self._claiming = {"telegram": asyncio.Lock(), "email": asyncio.Lock()}
+        self._sent = _SentBuffer(self)
+        self._beat_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="beat")
+        self._beats = 0
+        # Set when this worker learns it was presumed dead: batches claimed before stop sending.
+        self._fence = asyncio.Event()
         if settings.telegram_enabled:
             from digests.channels.telegram import TelegramSender
 
@@ -139,8 +162,11 @@ class Deliverer:
         return tuple(name for name, sender in (("telegram", self.telegram), ("email", self.email)) if sender)
 
     async def close(self) -> None:
+        self._beat_thread.shutdown(wait=False)
         if self.telegram is not None:
             await self.telegram.close()
+        if self.email is not None:
+            await self.email.close()
 
     async def _db(self, fn, *args, **kwargs):
         # Short synchronous statements, off the event loop so other chats keep sending meanwhile.
@@ -151,7 +177,17 @@ class Deliverer:
     async def beat(self) -> None:
         """Write the heartbeat, then take this worker's share of TELEGRAM_MAX_RATE."""
         s = self.settings
-        await self._db(workers.beat, self.engine, self.worker_id, channels=self.channels)
+        # Its own thread: a heartbeat queued behind a burst of settles could make a live worker
+        # look dead.
+        write = functools.partial(workers.beat, self.engine, self.worker_id, channels=self.channels)
+        known = await asyncio.get_running_loop().run_in_executor(self._beat_thread, write)
+        if not known and self._beats:
+            # Presumed dead (stalled past three heartbeats): its claims went to others. Stop
+            # sending what the running batches still hold, so the duplicates end here.
+            log.error("worker %s was presumed dead; dropping the rows it held", self.worker_id)
+            self._fence.set()
+            self._fence = asyncio.Event()
+        self._beats += 1
         if self.telegram is not None:
             self.sharing = await self._db(
                 workers.live_sharing,
@@ -282,19 +318,36 @@ class Deliverer:
             return report
         unsettled = {row.id for row in rows}
         groups = group_by_destination(rows)[channel]
-        buffer = _SentBuffer(self, unsettled) if channel == "email" else None
+        buffer = self._sent if channel == "email" else None
 
         async def settle(row: Outbox, outcome: Outcome) -> None:
             if buffer is not None and outcome.status == "sent":
                 report.sent += 1
-                await buffer.add(row.id)
+                await buffer.add(row.id, unsettled)
             else:
                 await self._settle(row, outcome, report, unsettled)
 
         flusher = asyncio.create_task(buffer.every(self.settings.email_settle_seconds)) if buffer else None
+        # The senders' stop: the worker stopping, or the rows of this batch no longer being ours.
+        halt = asyncio.Event()
+        fence = self._fence
+
+        async def watch() -> None:
+            waits = [asyncio.create_task(fence.wait())]
+            if stop is not None:
+                waits.append(asyncio.create_task(stop.wait()))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+            halt.set()
+
+        watcher = asyncio.create_task(watch())
         try:
-            await sender.send_groups(groups, settle, stop=stop)
+            await sender.send_groups(groups, settle, stop=halt)
         finally:
+            watcher.cancel()
             if flusher is not None:
                 flusher.cancel()
                 await asyncio.shield(buffer.flush())
@@ -344,6 +397,8 @@ class Deliverer:
             if batch.claimed:
                 log.info("worker %s, %s: %s", self.worker_id, channel, batch.as_dict())
                 continue
+            if channel == "email" and self.email is not None:
+                await self.email.close()  # nothing to send: do not hold idle SMTP connections open
             try:
                 await asyncio.wait_for(stop.wait(), timeout=idle_sleep)
             except TimeoutError:
@@ -386,8 +441,6 @@ def deliver_once(
     except RuntimeError:
         return asyncio.run(coro)
     # Called from inside an event loop (e.g. a scheduler job): run on a loop of its own.
-    import concurrent.futures
-
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()
 

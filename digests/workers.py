@@ -29,8 +29,11 @@ def dead_after(heartbeat_seconds: float) -> timedelta:
     return timedelta(seconds=DEAD_AFTER_BEATS * heartbeat_seconds)
 
 
-def beat(engine: Engine, worker_id: str, *, channels: tuple[str, ...], now: datetime | None = None) -> None:
-    """Write (or create) this worker's heartbeat."""
+def beat(engine: Engine, worker_id: str, *, channels: tuple[str, ...], now: datetime | None = None) -> bool:
+    """Write (or create) this worker's heartbeat; False when its row was not there (created now).
+
+    A worker whose row vanished was presumed dead by another, which gave its claims away.
+    """
     now = now or utcnow()
     with session_scope(engine) as session:
         result = session.execute(
@@ -42,6 +45,8 @@ def beat(engine: Engine, worker_id: str, *, channels: tuple[str, ...], now: date
             session.add(
                 DeliveryWorker(id=worker_id, channels=",".join(channels), started_at=now, heartbeat_at=now)
             )
+            return False
+    return True
 
 
 def leave(engine: Engine, worker_id: str) -> None:

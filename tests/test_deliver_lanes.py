@@ -260,3 +260,21 @@ def test_status_shows_each_lane(engine, settings):
     data = result.to_dict()
     assert data["lanes"][0]["queued"] == 2 and data["lanes"][1]["channel"] == "email"
     assert lanes.CHANNELS == ("telegram", "email")
+
+
+async def test_hand_written_mime_carries_any_text_intact(engine, settings):
+    """Quoted-printable parts decode to exactly what was rendered: accents, long lines, dots, '='."""
+    text = "Café «Ünïcode» — 100% = fine\n" + "x" * 300 + "\n.\n..leading dots\nFrom the start\r\nend"
+    html = f"<p>{text}</p>\n<a href='https://c.example/u?token=a=b'>unsubscribe</a>"
+    sub = add_subscriber(engine, email="r@example.org")
+    queue_email(engine, sub, "r@example.org", "Sujet accentué — été", html=html, text=text)
+    async with SMTPSink() as sink:
+        await deliver_once_async(engine, settings.model_copy(update=sink.settings()), worker_id="w")
+    [got] = sink.messages
+    msg = got.message
+    assert msg["Subject"] == "Sujet accentué — été"
+    plain, rich = msg.iter_parts()
+    # Lines end in CRLF on the wire, as SMTP wants; the words are exactly the rendered ones.
+    assert plain.get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n")
+    assert rich.get_content().replace("\r\n", "\n") == html.replace("\r\n", "\n")
+    assert max(len(line) for line in got.raw.split(b"\r\n")) <= 998
