@@ -5,8 +5,9 @@ failing SMTP server does not hold Telegram (and the reverse). A Telegram row is 
 its answer arrives; sent emails are settled in short group commits (EMAIL_SETTLE_BATCH rows or
 EMAIL_SETTLE_SECONDS), everything else at once. A worker killed mid-batch therefore leaves unsettled
 at most the Telegram requests in flight, plus on the email lane 2 x (EMAIL_SETTLE_BATCH +
-SMTP_CONNECTIONS) sent messages (see _SentBuffer): those may be sent twice, nothing is lost. Its
-claims go back to the queue once its heartbeat (digests.workers) is DEAD_AFTER_BEATS beats old.
+SMTP_CONNECTIONS) sent messages (digests.settling.SentBuffer): those may be sent twice, nothing
+is lost. Its claims go back to the queue once its heartbeat (digests.workers) is
+DEAD_AFTER_BEATS beats old.
 
 On PostgreSQL any number of workers may run (claims use SKIP LOCKED); on SQLite run one. They
 share TELEGRAM_MAX_RATE: each live Telegram worker sends at most its share.
@@ -22,15 +23,15 @@ import os
 import socket
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from digests import outbox, workers
+from digests import outbox, settling, workers
 from digests.channels import Outcome
 from digests.config import Settings
 from digests.models import Outbox, utcnow
+from digests.settling import DeliveryReport, SentBuffer
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +50,6 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@dataclass
-class DeliveryReport:
-    claimed: int = 0
-    sent: int = 0
-    retried: int = 0
-    dead: int = 0
-    blocked: int = 0
-    bounced: int = 0
-    cancelled: int = 0
-    requeued: int = 0
-    recovered: int = 0
-
-    def add(self, other: DeliveryReport) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
 def group_by_destination(rows: Sequence[Outbox]) -> dict[str, list[list[Outbox]]]:
     """{channel: [rows of one recipient, in id order], …}; a destination's rows are sent one by one."""
     groups: dict[tuple[str, str], list[Outbox]] = defaultdict(list)
@@ -78,55 +59,6 @@ def group_by_destination(rows: Sequence[Outbox]) -> dict[str, list[list[Outbox]]
     for (channel, _recipient), group in groups.items():
         by_channel[channel].append(group)
     return by_channel
-
-
-class _SentBuffer:
-    """Email's group commits: sent rows are settled EMAIL_SETTLE_BATCH at a time, in one UPDATE.
-
-    A commit runs while the connections keep sending into the next group; a group that fills up
-    before the previous commit ended waits for it. So at any moment at most two groups are
-    uncommitted, each of at most EMAIL_SETTLE_BATCH + SMTP_CONNECTIONS rows (every connection
-    may add its message while a group is handed over): the duplicate bound after a crash.
-    """
-
-    def __init__(self, deliverer: Deliverer) -> None:
-        self.deliverer = deliverer
-        self.rows: list[tuple[int, set[int]]] = []  # (row id, the unsettled set of its batch)
-        self.lock = asyncio.Lock()
-        self.committing: asyncio.Task | None = None
-
-    async def add(self, row_id: int, unsettled: set[int]) -> None:
-        self.rows.append((row_id, unsettled))
-        if len(self.rows) >= self.deliverer.settings.email_settle_batch:
-            async with self.lock:
-                if len(self.rows) >= self.deliverer.settings.email_settle_batch:
-                    await self._wait()
-                    group, self.rows = self.rows, []
-                    self.committing = asyncio.create_task(self._commit(group))
-
-    async def flush(self) -> None:
-        async with self.lock:
-            await self._wait()
-            group, self.rows = self.rows, []
-            await self._commit(group)
-
-    async def _wait(self) -> None:
-        if self.committing is not None:
-            task, self.committing = self.committing, None
-            await task
-
-    async def _commit(self, group: list[tuple[int, set[int]]]) -> None:
-        if not group:
-            return
-        d = self.deliverer
-        await d._db(outbox.mark_sent_many, d.engine, [row_id for row_id, _ in group], worker_id=d.worker_id)
-        for row_id, unsettled in group:
-            unsettled.discard(row_id)
-
-    async def every(self, seconds: float) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            await self.flush()
 
 
 class Deliverer:
@@ -143,7 +75,7 @@ class Deliverer:
         # One claim at a time per channel in this process, so two batches of a lane never split
         # one destination's line between them (another process is kept out by SKIP LOCKED).
         self._claiming = {"telegram": asyncio.Lock(), "email": asyncio.Lock()}
-        self._sent = _SentBuffer(self)
+        self._sent = SentBuffer(engine, settings, worker_id)
         self._beat_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="beat")
         self._beats = 0
         # Set when this worker learns it was presumed dead: batches claimed before stop sending.
@@ -233,60 +165,6 @@ class Deliverer:
 
     # ---------------------------------------------------------------- settling
 
-    async def _settle(
-        self, row: Outbox, outcome: Outcome, report: DeliveryReport, unsettled: set[int]
-    ) -> None:
-        w = self.worker_id
-        e = self.engine
-        status = outcome.status
-        if status == "sent":
-            if outcome.new_chat_id is not None:
-                await self._db(
-                    outbox.migrate_chat,
-                    e,
-                    old_chat_id=int(row.recipient),
-                    new_chat_id=outcome.new_chat_id,
-                    subscriber_id=row.subscriber_id,
-                )
-            await self._db(outbox.mark_sent, e, row.id, worker_id=w)
-            report.sent += 1
-        elif status == "retry":
-            state = await self._db(
-                outbox.mark_retry, e, row.id, worker_id=w, settings=self.settings, error=outcome.error or ""
-            )
-            if state == "dead":
-                log.error("giving up on message %s to %s: %s", row.id, row.recipient, outcome.error)
-                report.dead += 1
-            else:
-                report.retried += 1
-        elif status == "dead":
-            await self._db(outbox.mark_dead, e, row.id, worker_id=w, error=outcome.error or "")
-            log.error("message %s to %s is dead: %s", row.id, row.recipient, outcome.error)
-            report.dead += 1
-        elif status in ("blocked", "bounced"):
-            blocked = status == "blocked"
-            cancelled = await self._db(
-                outbox.mark_blocked if blocked else outbox.mark_bounced,
-                e,
-                row.id,
-                worker_id=w,
-                subscriber_id=row.subscriber_id,
-                recipient=row.recipient,
-                error=outcome.error or status,
-            )
-            what = "chat %s is gone" if blocked else "address %s bounced"
-            log.info(what + " (%s); %d queued message(s) cancelled", row.recipient, outcome.error, cancelled)
-            if blocked:
-                report.blocked += 1
-            else:
-                report.bounced += 1
-        elif status == "cancelled":
-            await self._db(outbox.mark_cancelled, e, row.id, worker_id=w, reason=outcome.error or "cancelled")
-            report.cancelled += 1
-        else:  # requeue
-            await self._db(outbox.requeue, e, [row.id], worker_id=w, delay=outcome.delay, error=outcome.error)
-            report.requeued += 1
-        unsettled.discard(row.id)
 
     # ---------------------------------------------------------------- lanes
 
@@ -325,7 +203,9 @@ class Deliverer:
                 report.sent += 1
                 await buffer.add(row.id, unsettled)
             else:
-                await self._settle(row, outcome, report, unsettled)
+                await settling.settle(
+                    self.engine, self.settings, self.worker_id, row, outcome, report, unsettled
+                )
 
         flusher = asyncio.create_task(buffer.every(self.settings.email_settle_seconds)) if buffer else None
         # The senders' stop: the worker stopping, or the rows of this batch no longer being ours.
