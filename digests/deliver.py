@@ -139,20 +139,31 @@ class Deliverer:
                 log.exception("worker %s: heartbeat failed", self.worker_id)
 
     async def join(self, stop: asyncio.Event | None = None) -> None:
-        """First heartbeat; beside other Telegram workers, wait until they have made room."""
+        """First heartbeat; beside other Telegram workers, wait until they have made room.
+
+        Each of them has counted this worker once it beats after this worker's first beat; a
+        worker that does not (stalled, or on a skewed clock) is waited for JOIN_WAIT_BEATS beats.
+        """
+        joined = utcnow()
         await self.beat()
-        if self.telegram is not None and self.sharing > 1:
-            wait = JOIN_WAIT_BEATS * self.settings.delivery_heartbeat_seconds
-            log.info(
-                "worker %s: %d workers share Telegram; starting in %.1f s", self.worker_id, self.sharing, wait
+        if self.telegram is None or self.sharing <= 1:
+            return
+        beat = self.settings.delivery_heartbeat_seconds
+        log.info(
+            "worker %s: %d workers share Telegram; waiting for them to make room",
+            self.worker_id,
+            self.sharing,
+        )
+        deadline = asyncio.get_running_loop().time() + JOIN_WAIT_BEATS * beat
+        while asyncio.get_running_loop().time() < deadline:
+            if stop is not None and stop.is_set():
+                return
+            behind = await self._db(
+                workers.not_seen_since, self.engine, self.worker_id, since=joined, heartbeat_seconds=beat
             )
-            if stop is None:
-                await asyncio.sleep(wait)
-            else:
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=wait)
-                except TimeoutError:
-                    pass
+            if not behind:
+                return
+            await asyncio.sleep(min(0.2, beat / 10))
 
     async def recover(self) -> int:
         s = self.settings
@@ -164,7 +175,6 @@ class Deliverer:
         )
 
     # ---------------------------------------------------------------- settling
-
 
     # ---------------------------------------------------------------- lanes
 

@@ -72,6 +72,25 @@ def live_sharing(
     return max(1, int(n))
 
 
+def not_seen_since(
+    engine: Engine, worker_id: str, *, since: datetime, heartbeat_seconds: float, now: datetime | None = None
+) -> int:
+    """Live Telegram workers other than `worker_id` that have not beaten since `since`."""
+    now = now or utcnow()
+    with session_scope(engine) as session:
+        n = session.exec(
+            select(func.count())
+            .select_from(DeliveryWorker)
+            .where(
+                DeliveryWorker.id != worker_id,
+                DeliveryWorker.channels.contains("telegram"),
+                DeliveryWorker.heartbeat_at >= now - dead_after(heartbeat_seconds),
+                DeliveryWorker.heartbeat_at <= since,
+            )
+        ).one()
+    return int(n)
+
+
 def recover_dead(
     engine: Engine, *, heartbeat_seconds: float, claim_timeout: float, now: datetime | None = None
 ) -> int:
