@@ -76,6 +76,9 @@ class Deliverer:
         # one destination's line between them (another process is kept out by SKIP LOCKED).
         self._claiming = {"telegram": asyncio.Lock(), "email": asyncio.Lock()}
         self._sent = SentBuffer(engine, settings, worker_id)
+        # Telegram batches in progress (a share of the rate is held while there are any).
+        self._telegram_batches = 0
+        self._telegram_gate = asyncio.Lock()
         self._beat_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="beat")
         self._beats = 0
         # Set when this worker learns it was presumed dead: batches claimed before stop sending.
@@ -111,7 +114,10 @@ class Deliverer:
         s = self.settings
         # Its own thread: a heartbeat queued behind a burst of settles could make a live worker
         # look dead.
-        write = functools.partial(workers.beat, self.engine, self.worker_id, channels=self.channels)
+        # Only a worker with Telegram rows in hand takes a share of the rate; an idle one leaves
+        # the whole rate to the busy ones.
+        busy = tuple(c for c in self.channels if c != "telegram" or self._telegram_batches)
+        write = functools.partial(workers.beat, self.engine, self.worker_id, channels=busy)
         known = await asyncio.get_running_loop().run_in_executor(self._beat_thread, write)
         if not known and self._beats:
             # Presumed dead (stalled past three heartbeats): its claims went to others. Stop
@@ -138,32 +144,38 @@ class Deliverer:
                 # A missed beat is survivable (the limit is three); a dead heartbeat task is not.
                 log.exception("worker %s: heartbeat failed", self.worker_id)
 
-    async def join(self, stop: asyncio.Event | None = None) -> None:
-        """First heartbeat; beside other Telegram workers, wait until they have made room.
-
-        Each of them has counted this worker once it beats after this worker's first beat; a
-        worker that does not (stalled, or on a skewed clock) is waited for JOIN_WAIT_BEATS beats.
-        """
-        joined = utcnow()
+    async def join(self) -> None:
+        """The first heartbeat: this worker's claims are live from now on."""
         await self.beat()
-        if self.telegram is None or self.sharing <= 1:
-            return
-        beat = self.settings.delivery_heartbeat_seconds
-        log.info(
-            "worker %s: %d workers share Telegram; waiting for them to make room",
-            self.worker_id,
-            self.sharing,
-        )
-        deadline = asyncio.get_running_loop().time() + JOIN_WAIT_BEATS * beat
-        while asyncio.get_running_loop().time() < deadline:
-            if stop is not None and stop.is_set():
+
+    async def _telegram_busy(self, stop: asyncio.Event | None) -> None:
+        """A Telegram batch starts; the first one makes this worker take a share of the rate.
+
+        It waits until the other busy workers have counted it (each beats after its first busy
+        beat), so together they never exceed the rate; one that does not (stalled, or on a skewed
+        clock) is waited for at most JOIN_WAIT_BEATS heartbeats.
+        """
+        # Counted before the first await, so the caller's `finally` always has something to undo.
+        self._telegram_batches += 1
+        first = self._telegram_batches == 1
+        async with self._telegram_gate:  # a second batch waits while the first makes room
+            if not first:
                 return
-            behind = await self._db(
-                workers.not_seen_since, self.engine, self.worker_id, since=joined, heartbeat_seconds=beat
-            )
-            if not behind:
+            joined = utcnow()
+            await self.beat()
+            if self.sharing <= 1:
                 return
-            await asyncio.sleep(min(0.2, beat / 10))
+            beat = self.settings.delivery_heartbeat_seconds
+            log.info("worker %s: %d workers share Telegram; making room", self.worker_id, self.sharing)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + JOIN_WAIT_BEATS * beat
+            while loop.time() < deadline and not (stop is not None and stop.is_set()):
+                behind = await self._db(
+                    workers.not_seen_since, self.engine, self.worker_id, since=joined, heartbeat_seconds=beat
+                )
+                if not behind:
+                    return
+                await asyncio.sleep(min(0.2, beat / 10))
 
     async def recover(self) -> int:
         s = self.settings
@@ -235,8 +247,12 @@ class Deliverer:
 
         watcher = asyncio.create_task(watch())
         try:
+            if channel == "telegram":
+                await self._telegram_busy(stop)
             await sender.send_groups(groups, settle, stop=halt)
         finally:
+            if channel == "telegram":
+                self._telegram_batches -= 1
             watcher.cancel()
             if flusher is not None:
                 flusher.cancel()
@@ -356,7 +372,7 @@ async def run_worker(
     heartbeat: asyncio.Task | None = None
     try:
         if deliverer.channels:
-            await deliverer.join(stop)
+            await deliverer.join()
             heartbeat = asyncio.create_task(deliverer.heartbeat())
             await asyncio.gather(
                 *(
