@@ -170,7 +170,7 @@ class RenderedMail:
             "Date": format_datetime(now or utcnow()),
             "Message-ID": make_msgid(domain=sender_domain(s)),
             "To": row.recipient,
-        } | unsubscribe_headers(s, row.subscriber_id)
+        } | unsubscribe_headers(s, row.subscriber_id, row.recipient)
         if not row.recipient.isascii() or any(_unsafe(v) for v in own.values()):
             # Rare (an address for SMTPUTF8, a value to encode or refuse): the full builder decides.
             return message_for_row(s, row, now=now).as_bytes(policy=_UTF8_POLICY)

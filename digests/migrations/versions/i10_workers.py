@@ -1,7 +1,7 @@
 """delivery workers and their heartbeats
 
 Revision ID: i10_workers
-Revises: 34ba1a3c9178
+Revises: i9b_trust
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "i10_workers"
-down_revision: str | Sequence[str] | None = "34ba1a3c9178"
+down_revision: str | Sequence[str] | None = "i9b_trust"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
