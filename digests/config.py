@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     delivery_claim_timeout: float = 300.0
     # Rows one worker claims at a time.
     delivery_batch_size: int = 200
+    # Seconds between two heartbeats of a worker; silent for 3 of them, it is dead and its claims
+    # go back to the queue (15 s by default). Also how often the Telegram rate is re-shared.
+    delivery_heartbeat_seconds: float = 5.0
+    # Emails sent are settled in one commit per this many (or per EMAIL_SETTLE_SECONDS): a crash can
+    # repeat up to 2 x (this + SMTP_CONNECTIONS), see digests.deliver._SentBuffer.
+    email_settle_batch: int = 25
+    email_settle_seconds: float = 0.2
 
     # Service health (`clapper status` exits non-zero past these)
     status_max_queue_age_minutes: float = 30

@@ -198,3 +198,12 @@ class InboundEvent(SQLModel, table=True):
     outbox_id: int | None = None  # the message the token names (no key: outbox rows may be pruned)
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class DeliveryWorker(SQLModel, table=True):
+    """A running delivery worker. Its claims live while its heartbeat does (digests.workers)."""
+
+    id: str = Field(primary_key=True)  # the worker id rows are claimed under (host:pid by default)
+    channels: str = ""  # comma-separated: the Telegram rate is shared among those with "telegram"
+    started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow, index=True)

@@ -78,7 +78,13 @@ def _blocked_destinations(session: Session, *, now: datetime) -> dict[tuple[str,
 
 
 def _eligible_ids(
-    session: Session, *, now: datetime, limit: int, channels: tuple[str, ...] | None, lock: bool
+    session: Session,
+    *,
+    now: datetime,
+    limit: int,
+    channels: tuple[str, ...] | None,
+    lock: bool,
+    due_before: datetime | None = None,
 ) -> list:
     blocked = _blocked_destinations(session, now=now)
     found: list = []
@@ -87,7 +93,9 @@ def _eligible_ids(
     while len(found) < limit:
         query = (
             select(Outbox.id, Outbox.channel, Outbox.recipient)
-            .where(Outbox.state == "queued", Outbox.next_attempt_at <= now, Outbox.id > last_id)
+            .where(
+                Outbox.state == "queued", Outbox.next_attempt_at <= (due_before or now), Outbox.id > last_id
+            )
             .order_by(Outbox.id)
             .limit(page)
         )
@@ -138,8 +146,12 @@ def claim(
     limit: int,
     now: datetime | None = None,
     channels: tuple[str, ...] | None = None,
+    due_before: datetime | None = None,
 ) -> list[Outbox]:
     """Mark up to `limit` due rows 'sending' for `worker_id` and return them (detached), oldest first.
+
+    `due_before` (default `now`) takes only rows that were due by then: `deliver --once` drains
+    what was due when it started without chasing rows queued or retried since.
 
     PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED, so several workers claim disjoint rows at once.
     SQLite has no row locks (SQLAlchemy drops FOR UPDATE there): one worker, and each row is taken
@@ -148,7 +160,9 @@ def claim(
     now = now or utcnow()
     postgres = engine.dialect.name == "postgresql"
     with session_scope(engine) as session:
-        candidates = _eligible_ids(session, now=now, limit=limit, channels=channels, lock=postgres)
+        candidates = _eligible_ids(
+            session, now=now, limit=limit, channels=channels, lock=postgres, due_before=due_before
+        )
         wanted = _in_line_prefix(session, candidates)
         if not wanted:
             return []
@@ -185,6 +199,26 @@ def mark_sent(engine: Engine, row_id: int, *, worker_id: str, now: datetime | No
             )
         )
         return result.rowcount == 1
+
+
+def mark_sent_many(engine: Engine, row_ids: list[int], *, worker_id: str, now: datetime | None = None) -> int:
+    """Settle many sent rows in one commit (email's group commit); returns how many were still ours."""
+    if not row_ids:
+        return 0
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(row_ids), Outbox.state == "sending", Outbox.claimed_by == worker_id)
+            .values(
+                state="sent",
+                sent_at=now or utcnow(),
+                attempts=Outbox.attempts + 1,
+                last_error=None,
+                claimed_by=None,
+                claimed_at=None,
+            )
+        )
+        return result.rowcount
 
 
 def mark_retry(

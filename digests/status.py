@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from digests import outbox, store
+from digests import lanes, outbox, store
 from digests.config import Settings
 from digests.db import session_scope
 from digests.inbound import events
@@ -46,6 +46,8 @@ class Status:
     sent_24h: dict[str, int]
     dead_24h: int
     last_ingest_success_at: datetime | None
+    # One line per channel (digests.lanes): each is sent by its own lane.
+    lanes: list[lanes.LaneStatus] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     # What `clapper inbound` read in the last 24 h, by kind (hard_bounce, complaint, unsubscribe...).
     inbound_24h: dict[str, int] = field(default_factory=dict)
@@ -110,6 +112,7 @@ def collect(
         sent_24h = outbox.sent_since(session, day_ago)
         dead_24h = outbox.dead_since(session, day_ago)
         inbound_24h = events.counts_since(session, day_ago)
+        per_lane = lanes.lanes(session, now=now)
 
     successes = [s.last_success_at for s in sources if s.enabled and s.last_success_at]
     status = Status(
@@ -124,6 +127,7 @@ def collect(
         dead_24h=dead_24h,
         last_ingest_success_at=max(successes) if successes else None,
         inbound_24h=inbound_24h,
+        lanes=per_lane,
     )
 
     age = status.oldest_ready_age

@@ -19,7 +19,7 @@ from sqlalchemy import delete, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from digests import catalog, outbox, store
+from digests import catalog, lanes, outbox, store
 from digests.catalog import COUNTRY, FESTIVAL, SECTION, Term
 from digests.config import Settings
 from digests.db import session_scope
@@ -118,6 +118,7 @@ class Stats:
     retrying: int
     articles: int
     inbound_today: dict[str, int] = field(default_factory=dict)  # bounces, complaints... by kind
+    lanes: list = field(default_factory=list)  # digests.lanes.LaneStatus, one per channel
 
 
 # ----------------------------------------------------------------------------- parsing (pure)
@@ -486,4 +487,5 @@ def stats(engine: Engine, *, now: datetime | None = None, top: int = 5) -> Stats
         retrying = int(session.exec(select(func.count()).select_from(Outbox).where(
             col(Outbox.state).in_(("queued", "failed")), Outbox.attempts > 0)).one())
         return Stats(telegram, email, top_values(COUNTRY), top_values(SECTION), sources, sent, failed,
-                     retrying, store.count_articles(session), events.counts_since(session, today))
+                     retrying, store.count_articles(session), events.counts_since(session, today),
+                     lanes.lanes(session, now=now))

@@ -88,6 +88,8 @@ async def test_stats_for_admins_only(app, api, engine):
     assert "cineuropa: last ingest" in stats.plain and "7 new" in stats.plain
     assert "broken: never ingested; 3 failures in a row: HTTP 503" in stats.plain
     assert "1 by telegram" in stats.plain
+    assert "Telegram: 0 queued, 0 sending, 1 sent in the last hour, now 0.0/s" in stats.plain
+    assert "Email: 0 queued, 0 sending, 0 sent in the last hour" in stats.plain
     # The refresh button, forged by someone else, is refused and shows nothing.
     forged = await outsider.tap(stats.message_id, "adm:stats")
     assert forged.answer["show_alert"] and "administrators" in forged.answer["text"] and forged.edits == []

@@ -79,7 +79,7 @@ async def test_a_worker_killed_mid_batch_and_restarted_sends_everything_once(eng
         sub = add_subscriber(engine, chat_id=chat)
         queue_telegram(engine, sub, chat, f"digest for {chat}")
     async with FakeBotAPI(per_chat_interval=0.2) as api:
-        env = _env(db_url, api, DELIVERY_CLAIM_TIMEOUT="1", TELEGRAM_MAX_RATE="25")
+        env = _env(db_url, api, DELIVERY_HEARTBEAT_SECONDS="0.3", TELEGRAM_MAX_RATE="25")
         first = _start(env, tmp_path, "--worker-id", "doomed")
         await _until(lambda: len(api.sent) >= 15, within=30, what="the first worker to get going")
         first.send_signal(signal.SIGKILL)
@@ -96,7 +96,7 @@ async def test_a_worker_killed_mid_batch_and_restarted_sends_everything_once(eng
     per_chat = Counter(m.chat_id for m in api.sent)
     assert set(per_chat) == set(chats)
     duplicates = {chat: n for chat, n in per_chat.items() if n > 1}
-    # At most the one message that was in flight when the worker died.
+    # At most the Telegram requests in flight when the worker died: one on loopback.
     assert sum(n - 1 for n in duplicates.values()) <= 1, duplicates
 
 
@@ -116,23 +116,27 @@ async def test_deliver_once_prints_its_counts(engine, db_url, tmp_path):
 
 
 async def test_an_email_worker_killed_mid_batch_and_restarted_mails_everyone_once(engine, db_url, tmp_path):
-    addresses = [f"r{i}@example.org" for i in range(40)]
+    addresses = [f"r{i}@example.org" for i in range(60)]
     for address in addresses:
         queue_email(engine, add_subscriber(engine, email=address), address, f"Digest for {address}")
     async with FakeBotAPI() as api, SMTPSink(delay=0.03) as sink:
-        env = _env(db_url, api, sink, DELIVERY_CLAIM_TIMEOUT="1", SMTP_CONNECTIONS="1", TELEGRAM_BOT_TOKEN="")
+        # Group commits of 4 over 3 connections: the README's bound is 2 x (4 + 3) per crash.
+        env = _env(
+            db_url, api, sink, DELIVERY_HEARTBEAT_SECONDS="0.3", SMTP_CONNECTIONS="3", EMAIL_SETTLE_BATCH="4",
+            EMAIL_SETTLE_SECONDS="30", TELEGRAM_BOT_TOKEN="",
+        )  # fmt: skip
         first = _start(env, tmp_path, "--worker-id", "doomed")
-        await _until(lambda: len(sink.messages) >= 10, within=30, what="the first worker to get going")
+        await _until(lambda: len(sink.messages) >= 14, within=30, what="the first worker to get going")
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=5)
         assert len(sink.messages) < len(addresses), "the worker finished before it could be killed"
         second = _start(env, tmp_path, "--worker-id", "survivor")
-        await _until(lambda: len({m.rcpt_tos[0] for m in sink.messages}) == 40, within=40, what="every inbox")
+        await _until(lambda: len({m.rcpt_tos[0] for m in sink.messages}) == 60, within=40, what="every inbox")
         await _until(lambda: set(states(engine).values()) == {"sent"}, within=10, what="every row settled")
         await _stop(second)
     per_inbox = Counter(m.rcpt_tos[0] for m in sink.messages)
     assert set(per_inbox) == set(addresses)
-    assert sum(n - 1 for n in per_inbox.values()) <= 1, per_inbox
+    assert sum(n - 1 for n in per_inbox.values()) <= 2 * (4 + 3), per_inbox
 
 
 async def test_sigterm_gives_claimed_rows_back(engine, db_url, tmp_path):
@@ -188,8 +192,11 @@ async def test_three_workers_on_postgres_send_each_message_once(engine, db_url, 
             queue_telegram(engine, sub, chat, f"{chat} part {part}/3", key=f"digest:1#{part}/3")
         queue_email(engine, sub, f"r{chat}@example.org", f"Digest {chat}")
     async with FakeBotAPI(per_chat_interval=0.2) as api, SMTPSink() as sink:
-        # Telegram's limit is per bot: three workers share it (3 x 9/s under 30/s).
-        env = _env(db_url, api, sink, TELEGRAM_MAX_RATE="9", DELIVERY_BATCH_SIZE="20", SMTP_CONNECTIONS="2")
+        # Telegram's limit is per bot: the three workers share TELEGRAM_MAX_RATE between them.
+        env = _env(
+            db_url, api, sink, TELEGRAM_MAX_RATE="25", DELIVERY_BATCH_SIZE="20", SMTP_CONNECTIONS="2",
+            DELIVERY_HEARTBEAT_SECONDS="1",
+        )  # fmt: skip
         workers = [_start(env, tmp_path, "--worker-id", f"w{i}") for i in range(3)]
         try:
             await _until(lambda: len(api.sent) >= 90 and len(sink.messages) >= 30, within=60, what="all mail")
@@ -208,3 +215,33 @@ async def test_three_workers_on_postgres_send_each_message_once(engine, db_url, 
     # The work was shared: more than one worker sent something.
     busy = [err for _out, err in logs if re.search(r"'sent': [1-9]", err)]
     assert len(busy) >= 2
+
+
+async def test_two_workers_on_postgres_share_the_bots_rate(engine, db_url, tmp_path):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("several workers need PostgreSQL (SQLite has no row locks)")
+    cap = 40
+    chats = list(range(8000, 8400))
+    for chat in chats:
+        queue_telegram(engine, add_subscriber(engine, chat_id=chat), chat, f"digest {chat}")
+    # Telegram's own limit sits above ours, as the real one (30/s) does above the default 25.
+    async with FakeBotAPI(global_rate=cap * 1.1, per_chat_interval=1.0) as api:
+        env = _env(
+            db_url, api, TELEGRAM_MAX_RATE=str(cap), DELIVERY_BATCH_SIZE="20",
+            DELIVERY_HEARTBEAT_SECONDS="1", TELEGRAM_PER_CHAT_INTERVAL="1.0",
+        )  # fmt: skip
+        both = [_start(env, tmp_path, "--worker-id", f"w{i}") for i in (1, 2)]
+        try:
+            await _until(lambda: len(api.sent) == len(chats), within=60, what="every chat")
+        finally:
+            logs = [await _stop(w) for w in both]
+    seconds = api.per_second()
+    assert not [r for r in api.rejected if r["status"] == 429], seconds
+    # Together within the cap; what arrives in one second may bunch a little on a busy machine.
+    assert api.max_rate() <= cap * 1.1, seconds
+    # ...and using it: the run past both workers' start (about 2 s of the 10 s) to its tail.
+    times = sorted(m.time for m in api.sent)[80:-40]
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert rate >= 0.9 * cap, (rate, seconds)
+    # Both sent: the cap was shared, not used by one alone.
+    assert all(re.search(r"'sent': [1-9]", err) for _out, err in logs), [err[-400:] for _o, err in logs]

@@ -1,7 +1,8 @@
 """Telegram: send outbox rows with PTB's Bot under Telegram's limits, and map errors to outcomes.
 
 Limits are ours to keep (PTB's AIORateLimiter retries nothing by default and has no per-chat
-pause): at most TELEGRAM_MAX_RATE messages/s overall and TELEGRAM_PER_CHAT_INTERVAL seconds
+pause): at most this worker's share of TELEGRAM_MAX_RATE messages/s overall (the worker sets it
+from the live workers' heartbeats) and TELEGRAM_PER_CHAT_INTERVAL seconds
 between two messages to one chat, many chats in parallel. A 429 pauses everything for its
 retry_after, then the same message is tried again.
 """
@@ -35,6 +36,8 @@ from digests.config import Settings
 
 log = logging.getLogger(__name__)
 
+# Seconds of missed send slots the limiter may make up for.
+CATCH_UP = 0.1
 # A message that keeps hitting 429 goes back to the queue rather than holding its chat forever.
 MAX_FLOOD_WAITS = 5
 # Texts Telegram sends for chats that are gone for good (compared lower-cased: PTB re-capitalises).
@@ -102,7 +105,9 @@ class RateLimiter:
                 if await _sleep(wait, stop):
                     return False
                 continue
-            slot = max(now, self._next_slot)
+            # A slot missed by a late wake-up (a busy event loop or CPU) may still be used a little
+            # later, so lateness does not lower the rate; the one-second window caps the catch-up.
+            slot = max(self._next_slot, now - CATCH_UP)
             self._next_slot = slot + self.interval
             if slot > now and await _sleep(slot - now, stop):
                 return False
@@ -118,6 +123,15 @@ class RateLimiter:
                     continue
                 self._granted.append(now)
             return True
+
+    def set_rate(self, rate: float) -> None:
+        """This worker's share of the bot's rate changed (a worker joined or left)."""
+        interval = 1.0 / rate if rate > 0 else 0.0
+        if interval == self.interval:
+            return
+        self.interval = interval
+        # The burst window is that of the share, so workers together stay under the bot's cap.
+        self.window = max(1, int(rate)) if rate > 0 else 0
 
     def done(self, chat: str) -> None:
         self._chat_ready[chat] = self.clock() + self.per_chat_interval

@@ -13,6 +13,7 @@ Behaviours to test a sender against:
     sink.reply_data("z@example.org", "554 5.7.1 Rejected as spam")    # refused after DATA
     sink.drop_after = 3        # each connection is cut (no reply) on the 4th MAIL FROM
     SMTPSink(delay=0.05)       # every message takes 50 ms to be accepted
+    SMTPSink(smtputf8=False)   # does not offer SMTPUTF8: non-ASCII addresses cannot be sent
     sink.require_auth("user", "secret")
 `dead_port()` is a port nobody listens on: a dead server.
 """
@@ -123,7 +124,15 @@ class _Authenticator:
 class SMTPSink:
     """aiosmtpd in a thread, bound to 127.0.0.1 (its default would be ::1)."""
 
-    def __init__(self, *, port: int | None = None, drop_after: int | None = None, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        drop_after: int | None = None,
+        delay: float = 0.0,
+        smtputf8: bool = True,
+    ) -> None:
+        self.smtputf8 = smtputf8  # offer RFC 6531 SMTPUTF8 (non-ASCII addresses), as aiosmtpd does
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.messages: list[Received] = []
@@ -174,9 +183,9 @@ class SMTPSink:
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> SMTPSink:
-        kwargs: dict = {}
+        kwargs: dict = {"enable_SMTPUTF8": self.smtputf8}
         if self._auth:
-            kwargs = {
+            kwargs |= {
                 "authenticator": _Authenticator(*self._auth),
                 # handle_MAIL insists on a login instead of auth_required=True, which warns without TLS.
                 # Tests talk plain SMTP on loopback; production would insist on TLS.

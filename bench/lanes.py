@@ -1,0 +1,500 @@
+"""Delivery at scale (issue 10): each figure as a ratio against its baseline measured in the same run.
+
+    .venv/bin/python bench/lanes.py [--only beside|workers|takeover|fanout] [--emails N]
+
+beside    email beside Telegram vs email alone (one worker, SQLite), and `deliver --once` drained
+workers   two `clapper deliver` on PostgreSQL, default settings, vs TELEGRAM_MAX_RATE
+takeover  SIGKILL a worker mid-batch (SMTP_CONNECTIONS=3), start another: seconds to take over vs
+          30 s, and duplicates vs the stated bound
+fanout    import -> queue -> deliver into postfix's smtp-sink vs postfix's smtp-source, same size,
+          3 connections (skipped with the reason when postfix is not installed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlmodel import select  # noqa: E402
+
+from bench.deliver import Row, print_table  # noqa: E402
+from digests import db  # noqa: E402
+from digests.config import Settings  # noqa: E402
+from digests.db import session_scope  # noqa: E402
+from digests.models import Outbox  # noqa: E402
+from tests.deliver_support import add_subscriber, queue_email, queue_telegram  # noqa: E402
+from tests.fakes.botapi import FakeBotAPI  # noqa: E402
+from tests.fakes.smtp import free_port  # noqa: E402
+
+CLAPPER = str(Path(sys.executable).parent / "clapper")
+SMTP_SINK, SMTP_SOURCE = "/usr/sbin/smtp-sink", "/usr/sbin/smtp-source"
+BODY = "<p>" + "Film news of the week. " * 200 + "</p>"  # ~4.6 kB of HTML, plus the text part
+
+
+class SinkProcess:
+    """aiosmtpd (tests.fakes.smtp) in its own process, so it does not share this one's CPU.
+
+    With `fast`, postfix's smtp-sink when installed: aiosmtpd parses every message in Python and
+    would cap the rate being measured.
+    """
+
+    def __init__(self, delay: float = 0.0, *, fast: bool = False) -> None:
+        self.port = free_port()
+        self.name = "aiosmtpd sink in its own process"
+        if fast and shutil.which(SMTP_SINK):
+            user = ["-u", "nobody"] if os.geteuid() == 0 else []
+            self.proc = subprocess.Popen([SMTP_SINK, *user, f"127.0.0.1:{self.port}", "256"])
+            self.name = "postfix smtp-sink"
+            time.sleep(0.3)
+            return
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.smtp", "--port", str(self.port), "--delay", str(delay)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert "listening" in (self.proc.stdout.readline() if self.proc.stdout else "")
+
+    def env(self) -> dict[str, str]:
+        return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.port), "SMTP_SECURITY": "none"}
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        return self.proc.communicate(timeout=20)[0] or ""
+
+
+def _settings(url: str, **extra) -> Settings:
+    return Settings(_env_file=None, database_url=url, secret_key="bench-secret-key-" + "x" * 24, **extra)
+
+
+def _sent(engine, channel: str) -> int:
+    with session_scope(engine) as s:
+        return len(s.exec(select(Outbox.id).where(Outbox.channel == channel, Outbox.state == "sent")).all())
+
+
+# --- beside ----------------------------------------------------------------------------------
+
+
+def beside_section(emails: int = 450, chats: int = 200) -> list[Row]:
+    from digests.deliver import deliver_once_async
+
+    sinks: list[str] = []
+
+    def run(with_telegram: bool) -> tuple[float, int, int]:
+        """Seconds until every email is settled sent; (seconds, sent in all, due at the start)."""
+        with tempfile.TemporaryDirectory() as tmp, FakeBotAPI.in_thread(global_rate=30) as api:
+            sink = SinkProcess(fast=True)
+            sinks.append(sink.name)
+            try:
+                url = f"sqlite:///{tmp}/bench.db"
+                engine = db.init(url)
+                for i in range(max(emails, chats if with_telegram else 0)):
+                    if with_telegram and i < chats:
+                        queue_telegram(
+                            engine, add_subscriber(engine, chat_id=10_000 + i), 10_000 + i, f"<b>{i}</b>"
+                        )
+                    if i < emails:
+                        a = f"reader{i}@example.org"
+                        queue_email(
+                            engine, add_subscriber(engine, email=a), a, f"Digest {i}", html=BODY, text=BODY
+                        )
+                cfg = _settings(
+                    url,
+                    telegram_bot_token=api.token,
+                    telegram_api_base_url=api.base_url,
+                    telegram_api_file_url=api.base_file_url,
+                    **{k.lower(): v for k, v in sink.env().items()},
+                )
+
+                async def main() -> tuple[float, int]:
+                    t0 = time.perf_counter()
+                    task = asyncio.create_task(deliver_once_async(engine, cfg, worker_id="bench"))
+                    while await asyncio.to_thread(_sent, engine, "email") < emails:  # noqa: ASYNC110 (polls the database)
+                        await asyncio.sleep(0.02)
+                    took = time.perf_counter() - t0
+                    report = await task
+                    return took, report.sent
+
+                took, sent = asyncio.run(main())
+                engine.dispose()
+            finally:
+                sink.stop()
+        return took, sent, emails + (chats if with_telegram else 0)
+
+    alone, _, _ = run(False)
+    both, sent, due = run(True)
+    r_alone, r_both = emails / alone, emails / both
+    return [
+        Row(
+            "beside", "workload", f"{emails} emails + {chats} Telegram", "one worker, SQLite, deliver --once"
+        ),
+        Row("beside", "email alone", f"{r_alone:,.0f} emails/s", sinks[0]),
+        Row("beside", "email beside Telegram", f"{r_both:,.0f} emails/s", "fake Bot API at 30/s, cap 25/s"),
+        Row("beside", "ratio beside / alone", f"{r_both / r_alone:.2f}", "must be >= 0.9 (was 0.44)"),
+        Row(
+            "once",
+            "deliver --once sent / due",
+            f"{sent} / {due} = {sent / due:.2f}",
+            f"DELIVERY_BATCH_SIZE 200 (was {200 / due:.2f}: one batch)",
+        ),
+    ]
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+def _env(url: str, api: FakeBotAPI, **extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SMTP_", "DELIVERY_", "EMAIL_"))
+    }
+    env.update(
+        DATABASE_URL=url,
+        SECRET_KEY="bench-secret-key-" + "x" * 24,
+        TELEGRAM_BOT_TOKEN=api.token,
+        TELEGRAM_API_BASE_URL=api.base_url,
+        TELEGRAM_API_FILE_URL=api.base_file_url,
+        SMTP_HOST="",
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+def _pg_database() -> tuple[str, str] | None:
+    base = os.environ.get("CLAPPER_TEST_DATABASE_URL")
+    if not base:
+        return None
+    from sqlalchemy import create_engine, text
+
+    name = f"clapper_bench_{os.getpid()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception:
+        return None
+    finally:
+        admin.dispose()
+    return base.rsplit("/", 1)[0] + "/" + name, name
+
+
+def _drop(name: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(os.environ["CLAPPER_TEST_DATABASE_URL"], isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _wait(predicate, within: float) -> float:
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > within:
+            raise TimeoutError
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
+def workers_section(chats: int = 400) -> list[Row]:
+    found = _pg_database()
+    if found is None:
+        return [
+            Row("workers", "two workers on PostgreSQL", "skipped", "CLAPPER_TEST_DATABASE_URL not reachable")
+        ]
+    url, name = found
+    cap = Settings(_env_file=None).telegram_max_rate
+    try:
+        engine = db.init(url)
+        for c in range(chats):
+            queue_telegram(engine, add_subscriber(engine, chat_id=20_000 + c), 20_000 + c, f"digest {c}")
+        with FakeBotAPI.in_thread(global_rate=30) as api, tempfile.TemporaryDirectory() as tmp:
+            env = _env(url, api)
+            procs = [
+                subprocess.Popen(
+                    [CLAPPER, "deliver", "--worker-id", f"w{i}"],
+                    env=env,
+                    cwd=tmp,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for i in (1, 2)
+            ]
+            try:
+                _wait(lambda: len(api.sent) >= chats, within=120)
+            finally:
+                for p in procs:
+                    _stop(p)
+            times = sorted(m.time for m in api.sent)[20:-20]  # the steady middle: both workers sending
+            rate = (len(times) - 1) / (times[-1] - times[0])
+            flood = sum(1 for r in api.rejected if r["status"] == 429)
+            busiest = api.max_rate()
+        engine.dispose()
+    finally:
+        _drop(name)
+    return [
+        Row("workers", "workload", f"{chats} chats, 2 x clapper deliver", "PostgreSQL, default settings"),
+        Row(
+            "workers",
+            "together",
+            f"{rate:.1f} msg/s, {flood} x 429",
+            f"busiest second {busiest} (fake refuses 31st)",
+        ),
+        Row(
+            "workers",
+            "ratio together / cap",
+            f"{rate / cap:.2f}",
+            f"cap TELEGRAM_MAX_RATE={cap:g}; >= 0.9, <= 1",
+        ),
+    ]
+
+
+# --- takeover and duplicates -------------------------------------------------------------------
+
+
+def takeover_section(emails: int = 120, chats: int = 60) -> list[Row]:
+    """Default settings except SMTP_CONNECTIONS=3; a slow sink so the kill lands mid-batch."""
+    with tempfile.TemporaryDirectory() as tmp, FakeBotAPI.in_thread(global_rate=30) as api:
+        sink = SinkProcess(delay=0.02)
+        try:
+            url = f"sqlite:///{tmp}/bench.db"
+            engine = db.init(url)
+            for i in range(max(emails, chats)):
+                if i < chats:
+                    queue_telegram(engine, add_subscriber(engine, chat_id=30_000 + i), 30_000 + i, f"d{i}")
+                if i < emails:
+                    a = f"r{i}@example.org"
+                    queue_email(engine, add_subscriber(engine, email=a), a, f"Digest {i}")
+            env = _env(url, api, SMTP_CONNECTIONS="3", **sink.env())
+            first = subprocess.Popen(
+                [CLAPPER, "deliver", "--worker-id", "doomed"],
+                env=env,
+                cwd=tmp,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            _wait(lambda: len(api.sent) >= 15 and _sent(engine, "email") >= 20, within=60)
+            first.send_signal(signal.SIGKILL)
+            first.communicate()
+            killed = time.monotonic()
+            with session_scope(engine) as s:
+                held = len(s.exec(select(Outbox.id).where(Outbox.state == "sending")).all())
+            second = subprocess.Popen(
+                [CLAPPER, "deliver", "--worker-id", "heir"],
+                env=env,
+                cwd=tmp,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                _wait(lambda: _pending(engine) == 0, within=120)
+                took = time.monotonic() - killed
+            finally:
+                _stop(second)
+            engine.dispose()
+        finally:
+            summary = sink.stop()
+    # The sink's own process counted the mail; Telegram duplicates are counted by the fake.
+    got = int(summary.split()[1])
+    dup_mail = got - emails
+    dup_tg = sum(n - 1 for n in Counter(m.chat_id for m in api.sent).values())
+    defaults = Settings(_env_file=None)
+    # README: 2 x (EMAIL_SETTLE_BATCH + SMTP_CONNECTIONS) emails, plus the Telegram request in flight.
+    bound = 2 * (defaults.email_settle_batch + 3) + 1
+    return [
+        Row(
+            "takeover",
+            "held by the killed worker",
+            f"{held} rows 'sending'",
+            "SIGKILL mid-batch, default settings",
+        ),
+        Row(
+            "takeover",
+            "all sent after the kill",
+            f"{took:.1f} s",
+            f"was DELIVERY_CLAIM_TIMEOUT = {defaults.delivery_claim_timeout:g} s",
+        ),
+        Row("takeover", "ratio takeover / 30 s", f"{took / 30:.2f}", "must be <= 1"),
+        Row(
+            "duplicates",
+            "per crash",
+            f"{dup_mail} email + {dup_tg} Telegram",
+            f"bound {bound}: 2 x (EMAIL_SETTLE_BATCH {defaults.email_settle_batch} + 3) + 1 Telegram",
+        ),
+        Row("duplicates", "ratio to the bound", f"{(dup_mail + dup_tg) / bound:.2f}", "must be <= 1"),
+    ]
+
+
+def _pending(engine) -> int:
+    with session_scope(engine) as s:
+        return len(s.exec(select(Outbox.id).where(Outbox.state.in_(("queued", "sending")))).all())
+
+
+# --- fan-out against postfix -----------------------------------------------------------------
+
+
+def fanout_section(readers: int = 2000) -> list[Row]:
+    missing = [p for p in (SMTP_SINK, SMTP_SOURCE) if not shutil.which(p)]
+    if missing:
+        return [
+            Row(
+                "fanout",
+                "vs smtp-source",
+                "skipped",
+                f"{', '.join(missing)} missing: apt-get install postfix",
+            )
+        ]
+    from digests import demo, importer, queue
+    from digests.deliver import deliver_once
+    from digests.models import utcnow
+
+    port = free_port()
+    # smtp-sink refuses to run as root without a user to drop to.
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    sink = subprocess.Popen([SMTP_SINK, *user, f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        if sink.poll() is not None:
+            return [Row("fanout", "vs smtp-source", "skipped", f"smtp-sink exited with {sink.returncode}")]
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/bench.db"
+            engine = db.init(url)
+            cfg = _settings(
+                url,
+                smtp_host="127.0.0.1",
+                smtp_port=port,
+                smtp_connections=3,
+                public_base_url="https://clapper.example",
+                mail_from="Clapper <news@clapper.example>",
+            )
+            csv = "email,countries,sections,frequency\n" + "".join(
+                f"reader{i}@example.org,Belgium,,weekly\n" for i in range(readers)
+            )
+            t0 = time.perf_counter()
+            with session_scope(engine) as s:
+                imported = importer.import_csv(s, cfg, csv, confirmed=True)
+            t1 = time.perf_counter()
+            demo.ingest_sample(engine, cfg)
+            queued = queue.queue_due(engine, cfg, now=utcnow(), force=True)
+            t2 = time.perf_counter()
+            report = deliver_once(engine, cfg, worker_id="bench")
+            t3 = time.perf_counter()
+            with session_scope(engine) as s:
+                sizes = [
+                    len(b) + len(t or "") for b, t in s.exec(select(Outbox.body, Outbox.body_text).limit(50))
+                ]
+            engine.dispose()
+        size = sum(sizes) // len(sizes)
+        assert report.sent == readers == len(imported.imported), (report, queued)
+        t_src0 = time.perf_counter()
+        subprocess.run(
+            [
+                SMTP_SOURCE,
+                "-s",
+                "3",
+                "-m",
+                str(readers),
+                "-l",
+                str(size),
+                "-f",
+                "news@clapper.example",
+                "-t",
+                "reader@example.org",
+                f"127.0.0.1:{port}",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        t_src = time.perf_counter() - t_src0
+    finally:
+        sink.terminate()
+        sink.wait()
+    r_src = readers / t_src
+    r_e2e = readers / (t3 - t0)
+    r_flow = readers / (t3 - t1)
+    r_deliver = readers / (t3 - t2)
+    return [
+        Row(
+            "fanout",
+            "workload",
+            f"{readers} readers, ~{size / 1000:.0f} kB each",
+            "SQLite, SMTP_CONNECTIONS=3",
+        ),
+        Row(
+            "fanout",
+            "smtp-source (baseline)",
+            f"{r_src:,.0f} emails/s",
+            f"smtp-source -s 3 -l {size} into smtp-sink",
+        ),
+        Row("fanout", "reader CSV import", f"{t1 - t0:.1f} s", "importer.import_csv, once per reader"),
+        Row(
+            "fanout",
+            "ingest -> queue -> deliver",
+            f"{r_flow:,.0f} emails/s",
+            f"ingest+queue {t2 - t1:.1f} s, deliver {t3 - t2:.1f} s",
+        ),
+        Row(
+            "fanout",
+            "ratio ingest..deliver / smtp-source",
+            f"{r_flow / r_src:.2f}",
+            "must be >= 0.3 (was 0.10-0.15)",
+        ),
+        Row("fanout", "ratio deliver / smtp-source", f"{r_deliver / r_src:.2f}", "the sending step alone"),
+        Row(
+            "fanout",
+            "ratio import..deliver / smtp-source",
+            f"{r_e2e / r_src:.2f}",
+            "with the CSV import of readers",
+        ),
+    ]
+
+
+SECTIONS = {
+    "beside": lambda a: beside_section(emails=a.emails),
+    "workers": lambda a: workers_section(),
+    "takeover": lambda a: takeover_section(),
+    "fanout": lambda a: fanout_section(readers=a.readers),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=sorted(SECTIONS))
+    parser.add_argument("--emails", type=int, default=450)
+    parser.add_argument("--readers", type=int, default=2000)
+    args = parser.parse_args(argv)
+    rows: list[Row] = []
+    for name, section in SECTIONS.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"running {name} …", file=sys.stderr, flush=True)
+        rows += section(args)
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
