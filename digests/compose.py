@@ -78,6 +78,15 @@ class DigestContext:
     local_date: date = date(2000, 1, 1)  # the digest's date in the subscriber's timezone
     period_start: date | None = None  # weekly: the day the covered week starts
     has_links: bool = False  # PUBLIC_BASE_URL set: unsubscribe/preferences are web links
+    # (article id, phrase) for articles that only a followed phrase brought: their "why" line.
+    because: tuple[tuple[int, str], ...] = ()
+
+    def why(self, article_id: int) -> str | None:
+        """The followed phrase that alone brought this article, if any."""
+        for aid, phrase in self.because:
+            if aid == article_id:
+                return phrase
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,7 @@
 """Pure matching: which articles a set of subscriptions selects.
 
+A followed phrase (digests/phrases.py) adds articles besides this rule: `select_with_phrases`.
+
 The rule (also written in the bot's /help): within a kind (country, section) any chosen value
 matches; across kinds every kind with a choice must match; a kind with nothing chosen matches
 everything; no subscriptions at all follows nothing.
@@ -101,3 +103,29 @@ def group_by_key(subscriptions: Mapping[Hashable, Iterable[Any]]) -> dict[Subscr
     for subscriber, subs in subscriptions.items():
         groups[subscription_key(subs)].append(subscriber)
     return dict(groups)
+
+
+def select_with_phrases(
+    by_tags: tuple[int, ...],
+    mine_phrases: tuple[tuple[str, str], ...],
+    phrase_hits: Mapping[str, Sequence[int]],
+    order: Mapping[int, int],
+    by_id: Mapping[int, Any],
+    first_seen: Mapping[int, Any],
+    since: Any,
+) -> tuple[tuple[Any, ...], tuple[tuple[int, str], ...]]:
+    """The new articles for one reader: the tag rule's, plus any a followed phrase brings (with
+    that phrase for the "why" line when the tags alone would not have brought it)."""
+    ids = [i for i in by_tags if first_seen[i] > since]
+    if not mine_phrases:
+        return tuple(by_id[i] for i in ids), ()
+    taken = set(ids)
+    because: dict[int, str] = {}
+    for k, phrase in mine_phrases:
+        for i in phrase_hits.get(k, ()):
+            if i not in taken and i not in because and first_seen[i] > since:
+                because[i] = phrase
+    if not because:
+        return tuple(by_id[i] for i in ids), ()
+    ids = sorted(taken | set(because), key=order.__getitem__)
+    return tuple(by_id[i] for i in ids), tuple(sorted(because.items()))

@@ -1,0 +1,93 @@
+"""Articles mentioning a phrase, newest first: /search, `clapper articles --match`, follow dry runs.
+
+The database narrows (SQLite FTS5 phrase query, PostgreSQL `phraseto_tsquery` over a GIN index,
+or a plain LIKE scan where neither exists), then every candidate is checked in Python with the
+exact rule of digests/phrases.py, so all three paths give the same answer. The index holds
+`article.search_text` (already normalised words), hence no accent or case handling in SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import text
+from sqlmodel import Session, col, select
+
+from digests import phrases, store
+from digests.models import Article
+
+PAGE = 200  # candidates fetched per round; most rounds are the only one
+
+
+@dataclass(slots=True)
+class Found:
+    articles: list[store.ArticleView]
+    count: int  # matches in the window (only when counting; else len(articles))
+
+
+def _backend(session: Session) -> str:
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        return "postgresql"
+    if bind.dialect.name == "sqlite":
+        # The migration creates the FTS5 table only where SQLite was built with FTS5.
+        found = session.execute(text(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'article_fts'")).first()
+        return "fts5" if found else "plain"
+    return "plain"
+
+
+def _candidates(session: Session, query: str, since: date | None, limit: int, offset: int) -> list[int]:
+    """Ids of articles whose words contain `query` (a phrases.key), newest first."""
+    backend = _backend(session)
+    window = "AND a.published >= :since" if since else ""
+    order = f"ORDER BY a.published DESC, a.id DESC LIMIT {int(limit)} OFFSET {int(offset)}"
+    params: dict[str, object] = {"since": since} if since else {}
+    if backend == "fts5":
+        sql = f"""SELECT a.id FROM article_fts JOIN article a ON a.id = article_fts.rowid
+                  WHERE article_fts MATCH :q {window} {order}"""
+        # The key is letters, digits and spaces only: safe inside an FTS5 phrase string.
+        params["q"] = f'"{query}"'
+    elif backend == "postgresql":
+        sql = f"""SELECT a.id FROM article a
+                  WHERE to_tsvector('simple', a.search_text) @@ phraseto_tsquery('simple', :q)
+                  {window} {order}"""
+        params["q"] = query
+    else:
+        # No %, _ or \ can occur in a key, so it needs no LIKE escaping.
+        sql = f"""SELECT a.id FROM article a WHERE (' ' || a.search_text || ' ') LIKE :q
+                  {window} {order}"""
+        params["q"] = f"% {query} %"
+    return [row[0] for row in session.execute(text(sql), params)]
+
+
+def search(session: Session, words: str, *, since: date | None = None, limit: int = 10,
+           count: bool = False) -> Found:
+    """Up to `limit` articles matching `words` by the phrase rule, newest first.
+
+    `since`: published on or after. `count`: also count every match in the window (dry runs).
+    """
+    query = phrases.key(words)
+    if not query:
+        return Found([], 0)
+    needle = tuple(query.split(" "))
+    kept: list[int] = []
+    total = 0
+    offset = 0
+    while True:
+        ids = _candidates(session, query, since, PAGE, offset)
+        if ids:
+            rows = session.exec(select(Article.id, Article.title, Article.summary)
+                                .where(col(Article.id).in_(ids))).all()
+            good = {i for i, title, summary in rows if phrases.article_matches(needle, title, summary or "")}
+            for i in ids:
+                if i in good:
+                    total += 1
+                    if len(kept) < limit:
+                        kept.append(i)
+        if len(ids) < PAGE or (len(kept) >= limit and not count):
+            break
+        offset += PAGE
+    found = store.articles(session, ids=kept) if kept else []
+    return Found(found, total if count else len(found))
