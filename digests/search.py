@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from digests import phrases, store
+from digests.db import session_scope
 from digests.models import Article
 
 PAGE = 200  # candidates fetched per round; most rounds are the only one
@@ -91,3 +93,26 @@ def search(session: Session, words: str, *, since: date | None = None, limit: in
         offset += PAGE
     found = store.articles(session, ids=kept) if kept else []
     return Found(found, total if count else len(found))
+
+
+MAX_QUERY_CHARS = 200
+
+
+@dataclass(slots=True)
+class SearchResult:
+    words: str
+    articles: list[store.ArticleView]
+    problem: str | None = None  # empty | long | no_words
+
+
+def find(engine: Engine, words: str, *, limit: int = 10, since: date | None = None) -> SearchResult:
+    """/search and the archive box: checked input, then `search` in its own transaction."""
+    words = phrases.clean(words)
+    if not words:
+        return SearchResult(words, [], "empty")
+    if len(words) > MAX_QUERY_CHARS:
+        return SearchResult(words[:40], [], "long")
+    if not phrases.words(words):
+        return SearchResult(words, [], "no_words")
+    with session_scope(engine) as session:
+        return SearchResult(words, search(session, words, since=since, limit=limit).articles)
