@@ -143,9 +143,9 @@ def parse_list(text: str) -> list[str]:
     return found
 
 
-def check_list(items: Sequence[str], settings: Settings) -> tuple[str, str] | None:
+def check_list(items: Sequence[str], limit: int | None) -> tuple[str, str] | None:
     """(problem, phrase) for the first phrase that cannot be followed, or ('too_many', '')."""
-    if len(items) > settings.max_follows:
+    if limit is not None and len(items) > limit:
         return "too_many", ""
     for phrase in items:
         problem = phrases.problem(phrase)

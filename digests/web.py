@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from digests import catalog, emails, tokens
+from digests import catalog, emails, follows, tokens
 from digests.config import Settings
 from digests.db import session_scope
 from digests.models import Subscriber
@@ -129,6 +129,8 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             countries = [str(v) for v in form.getlist("country")]
             sections = [str(v) for v in form.getlist("section")]
             frequency = str(form.get("frequency", ""))
+            typed = form.get("phrases")
+            phrases = None if typed is None else follows.parse_list(str(typed))
 
             def save() -> str | None:
                 with session_scope(engine) as session:
@@ -140,6 +142,8 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
                             sections=sections,
                             frequency=frequency,
                             limit=settings.max_subscriptions,
+                            phrases=phrases,
+                            follow_limit=settings.max_follows,
                         )
                     except emails.EmailError as exc:
                         session.rollback()
@@ -149,7 +153,7 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             problem = await run_in_threadpool(save)
             if problem == "gone":
                 return page("gone")
-            if problem == "too_many_terms":
+            if problem in ("too_many_terms", "too_many_follows", "bad_follow"):
                 pass  # shown on the page below, with what is stored unchanged
             elif problem:
                 # Only a hand-made form can send an unknown term or frequency.
@@ -157,15 +161,16 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             else:
                 saved = True
 
-        def read() -> tuple[Subscriber | None, list[str], list[str]]:
+        def read() -> tuple[Subscriber | None, list[str], list[str], list[str]]:
             with session_scope(engine) as session:
                 subscriber = session.get(Subscriber, subscriber_id)
                 if subscriber is None:
-                    return None, [], []
+                    return None, [], [], []
                 countries, sections = emails.terms_of(session, subscriber_id)
-                return subscriber, countries, sections
+                mine = [p for _, p in follows.load(session, [subscriber_id]).get(subscriber_id, [])]
+                return subscriber, countries, sections, mine
 
-        subscriber, countries, sections = await run_in_threadpool(read)
+        subscriber, countries, sections, mine = await run_in_threadpool(read)
         if subscriber is None:
             return page("gone")
         chosen = set(countries)
@@ -175,6 +180,9 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             action=action(request),
             saved=saved,
             too_many=settings.max_subscriptions if problem == "too_many_terms" else None,
+            phrase_problem=problem if problem in ("too_many_follows", "bad_follow") else None,
+            phrases=mine,
+            follow_limit=settings.max_follows,
             chosen_countries=countries,
             other_countries=[c for c in catalog.countries() if c not in chosen],
             all_sections=list(catalog.sections()),
