@@ -1,0 +1,76 @@
+"""The phrase rule, pure: normalising, whole words, one-pass matching, and what a reader gets."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from digests import phrases
+from digests.compose import ArticleView, DigestContext
+from digests.matching import select_with_phrases
+
+
+def test_words_fold_case_accents_apostrophes_hyphens_and_ligatures():
+    assert phrases.words("José Ortuño's") == ("jose", "ortuno", "s")
+    assert phrases.words("Don’t Shoot") == phrases.words("don't shoot") == ("don", "t", "shoot")
+    assert phrases.words("Jean-Pierre Dardenne") == ("jean", "pierre", "dardenne")
+    assert phrases.words("ÁNGELA MOLINA") == ("angela", "molina")
+    assert phrases.words("Straße ﬁlm") == ("strasse", "film")  # casefold and NFKD ligatures
+    assert phrases.words("L’Infini, 100 kilos d'étoiles!") == ("l", "infini", "100", "kilos", "d", "etoiles")
+    assert phrases.words(" -- ") == ()
+
+
+def test_key_clean_and_limits():
+    assert phrases.clean('  "Be   For Films" ') == "Be For Films"
+    assert phrases.clean("“Lukas Dhont”") == "Lukas Dhont"
+    assert phrases.key("Be For Films") == "be for films"
+    assert phrases.problem("x") == "short"
+    assert phrases.problem("x" * 61) == "long"
+    assert phrases.problem("x" * 60) is None
+    assert phrases.problem("--") == "no_words"
+    assert phrases.problem("Go") is None
+
+
+def test_whole_words_in_order_in_title_or_summary():
+    title = "Lukas Dhont shooting his feature debut, Girl"
+    assert phrases.article_matches(("girl",), title, "")
+    assert not phrases.article_matches(("girl",), "Girlfriend premieres", "A girlish comedy")
+    assert phrases.article_matches(("lukas", "dhont"), title, "")
+    assert not phrases.article_matches(("dhont", "lukas"), title, "")  # order matters
+    assert not phrases.article_matches(("lukas", "shooting"), title, "")  # together
+    # Title and summary are separate texts: a phrase never spans the two.
+    assert not phrases.article_matches(("girl", "the"), title, "The promising young Flemish director")
+    assert phrases.article_matches(("jose", "ortuno"), "Filming wraps", "Laura Alvea and José Ortuño, with")
+    assert phrases.article_matches(("don", "t", "shoot"), "Stijn Coninx … in Don’t Shoot", "")
+
+
+def test_index_finds_every_phrase_of_every_length_in_one_pass():
+    index = phrases.PhraseIndex(["be for films", "be", "films", "for films inc", "koro films"])
+    assert len(index) == 5
+    text = phrases.words("A Koro Films production, sold by Be For Films")
+    assert index.find(text) == {"be for films", "be", "films", "koro films"}
+    assert index.find(phrases.words("Before films")) == {"films"}
+    assert phrases.PhraseIndex([]).find(text) == set()
+
+
+def test_match_articles_and_reasons_keep_the_first_phrase_a_reader_listed():
+    articles = [(1, "Lukas Dhont shooting Girl", ""), (2, "Girlfriend", "Girl, interrupted"),
+                (3, "Nothing here", "")]
+    hits = phrases.match_articles(["girl", "lukas dhont", "nobody"], articles)
+    assert hits == {"girl": [1, 2], "lukas dhont": [1]}
+    readers = {"ann": [("lukas dhont", "Lukas Dhont"), ("girl", "Girl")], "bo": [("nobody", "x")]}
+    why = phrases.reasons(readers, hits)
+    assert why == {"ann": {1: "Lukas Dhont", 2: "Girl"}}
+
+
+def test_phrases_add_to_the_tag_rule_and_say_why_only_for_what_they_alone_brought():
+    views = {i: ArticleView(i, f"https://e.org/{i}", f"t{i}", date(2026, 1, i)) for i in (1, 2, 3, 4)}
+    order = {4: 0, 3: 1, 2: 2, 1: 3}  # newest first
+    seen = {1: 10, 2: 10, 3: 10, 4: 1}  # article 4 is older than the watermark (5)
+    hits = {"girl": [1, 2, 4], "dhont": [2]}
+    selected, because = select_with_phrases((2,), (("dhont", "Dhont"), ("girl", "Girl")), hits, order,
+                                            views, seen, 5)
+    assert [a.id for a in selected] == [2, 1]
+    assert because == ((1, "Girl"),)
+    assert select_with_phrases((2,), (), hits, order, views, seen, 5) == ((views[2],), ())
+    ctx = DigestContext(because=because)
+    assert (ctx.why(1), ctx.why(2)) == ("Girl", None)
