@@ -30,6 +30,13 @@ TG_NOTHING_NEW = "telegram/nothing_new.html.j2"
 EMAIL_HTML = "email/digest.html.j2"
 EMAIL_TEXT = "email/digest.txt.j2"
 EMAIL_SUBJECT = "email/digest_subject.txt.j2"
+TG_PHRASES = "telegram/digest_phrases.html.j2"
+EMAIL_PHRASES_HTML = "email/digest_phrases.html.j2"
+EMAIL_PHRASES_TEXT = "email/digest_phrases.txt.j2"
+# Where the "names you follow" block goes. Digests are rendered (and cached) with it in place,
+# shared by every reader of the same countries and sections; each reader's own block of
+# phrase-only articles then replaces it, so following names adds small renders, not whole ones.
+PHRASES_MARK = "CLAPPER-PHRASES-BLOCK"
 
 # Plain tokens that survive escaping and CSS inlining; replaced per subscriber after the cache.
 UNSUBSCRIBE_PLACEHOLDER = "CLAPPER-PERSONAL-UNSUBSCRIBE-URL"
@@ -247,6 +254,15 @@ def _shorten(text: str, drop: int) -> str:
     return cut.rstrip(" ,.;:") + "…" if keep else ""
 
 
+def _tg_unmarked(digest: TelegramDigest) -> TelegramDigest:
+    return replace(digest, parts=tuple(p.replace(PHRASES_MARK, "") for p in digest.parts))
+
+
+def _email_unmarked(digest: EmailDigest) -> EmailDigest:
+    return replace(digest, html=digest.html.replace(PHRASES_MARK, ""),
+                   text=digest.text.replace(PHRASES_MARK, ""))
+
+
 @dataclass
 class Composer:
     """Renders digests for one run, caching by (channel, articles, context)."""
@@ -257,6 +273,7 @@ class Composer:
     renders: int = 0
     cache_hits: int = 0
     _cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
+    _css: str | None = field(default=None, repr=False)
     _inliner: css_inline.CSSInliner = field(
         default_factory=lambda: css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True),
         repr=False,
@@ -277,10 +294,53 @@ class Composer:
 
     # --- Telegram ---
 
-    def telegram(self, articles: Sequence[ArticleView], ctx: DigestContext) -> TelegramDigest:
-        """Telegram HTML parts (split at article boundaries), or the "nothing new" message."""
-        key = ("telegram", tuple(a.id for a in articles), ctx)
-        return self._cached(key, lambda: self._telegram(articles, ctx))
+    def telegram(
+        self, articles: Sequence[ArticleView], ctx: DigestContext, extra: Sequence[ArticleView] = ()
+    ) -> TelegramDigest:
+        """Telegram HTML parts (split at article boundaries), or the "nothing new" message.
+
+        `extra`: articles only a followed phrase brought (`ctx.because` names it), shown after the
+        others in a block of their own.
+        """
+        if not extra or not articles:
+            shown = list(articles) or list(extra)
+            ids = tuple(a.id for a in shown)
+            return self._final(("telegram", ids, ctx), ("telegram-marked", ids, ctx),
+                               lambda: self._telegram(shown, ctx), _tg_unmarked)
+        key = ("telegram", tuple(a.id for a in articles), tuple(a.id for a in extra), ctx)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = self._telegram_with(articles, ctx, extra)
+        return hit
+
+    def _telegram_with(
+        self, articles: Sequence[ArticleView], ctx: DigestContext, extra: Sequence[ArticleView]
+    ) -> TelegramDigest:
+        shared = replace(ctx, because=())
+        base = self._cached(("telegram-marked", tuple(a.id for a in articles), shared),
+                            lambda: self._telegram(articles, shared))
+        block = self._cached(("telegram-phrases", tuple(a.id for a in extra), ctx.because),
+                             lambda: render(self.env, TG_PHRASES, articles=extra, ctx=ctx).strip() + "\n\n")
+        *head, last = base.parts
+        merged = last.replace(PHRASES_MARK, block)
+        if telegram_length(merged) <= self.telegram_limit:
+            parts = (*head, merged)
+        elif telegram_length(block) <= self.telegram_limit:
+            parts = (*head, last.replace(PHRASES_MARK, ""), block.strip())
+        else:  # a long block: render the whole digest for this reader
+            everything = list(articles) + list(extra)
+            parts = _tg_unmarked(self._telegram(everything, ctx)).parts
+            self.renders += 1
+        return TelegramDigest(parts, base.template, base.article_count + len(extra))
+
+    def _final(self, key: tuple, marked_key: tuple, build, finish) -> Any:
+        """The cached digest under `key`: the marked render (itself cached) with `finish` applied."""
+        hit = self._cache.get(key)
+        if hit is not None:
+            self.cache_hits += 1
+            return hit
+        value = self._cache[key] = finish(self._cached(marked_key, build))
+        return value
 
     def _tg_part(self, groups: Sequence[Group], ctx: DigestContext, part: int, parts: int, total: int) -> str:
         by = "country" if any(k == "country" for k, _ in ctx.followed) else "section"
@@ -293,6 +353,7 @@ class Composer:
             part=part,
             parts=parts,
             article_count=total,
+            phrases_mark=PHRASES_MARK,
         ).strip()
 
     def _telegram(self, articles: Sequence[ArticleView], ctx: DigestContext) -> TelegramDigest:
@@ -354,10 +415,39 @@ class Composer:
 
     # --- email ---
 
-    def email(self, articles: Sequence[ArticleView], ctx: DigestContext) -> EmailDigest:
-        """Subject, inlined HTML and plain text, with placeholders for the personal links."""
-        key = ("email", tuple(a.id for a in articles), ctx)
-        return self._cached(key, lambda: self._email(articles, ctx))
+    def email(
+        self, articles: Sequence[ArticleView], ctx: DigestContext, extra: Sequence[ArticleView] = ()
+    ) -> EmailDigest:
+        """Subject, inlined HTML and plain text, with placeholders for the personal links.
+
+        `extra` as for `telegram`: a block after the others, rendered (and cached) on its own.
+        """
+        if not extra or not articles:
+            shown = list(articles) or list(extra)
+            ids = tuple(a.id for a in shown)
+            return self._final(("email", ids, ctx), ("email-marked", ids, ctx),
+                               lambda: self._email(shown, ctx), _email_unmarked)
+        shared = replace(ctx, because=())
+        base = self._cached(("email-marked", tuple(a.id for a in articles), shared),
+                            lambda: self._email(articles, shared))
+
+        def block() -> tuple[str, str]:
+            page = render(self.env, EMAIL_PHRASES_HTML, articles=extra, ctx=ctx)
+            text = render(self.env, EMAIL_PHRASES_TEXT, articles=extra, ctx=ctx).rstrip() + "\n"
+            return css_inline.inline_fragment(page, self._email_css()), text
+
+        page, text = self._cached(("email-phrases", tuple(a.id for a in extra), ctx.because), block)
+        return replace(base, html=base.html.replace(PHRASES_MARK, page),
+                       text=base.text.replace(PHRASES_MARK, text),
+                       article_count=base.article_count + len(extra))
+
+    def _email_css(self) -> str:
+        """The digest layout's stylesheet, for inlining blocks rendered apart from their page."""
+        if self._css is None:
+            page = render(self.env, "email/_layout.html.j2")
+            start, end = page.find("<style>"), page.find("</style>")
+            self._css = page[start + len("<style>") : end] if start >= 0 else ""
+        return self._css
 
     def _email(self, articles: Sequence[ArticleView], ctx: DigestContext) -> EmailDigest:
         by, groups = group_articles(articles, ctx.followed)
@@ -371,6 +461,7 @@ class Composer:
             else None
         )
         context = dict(
+            phrases_mark=PHRASES_MARK,
             groups=shown,
             more=more,
             grouped_by=by,

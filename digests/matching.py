@@ -113,19 +113,18 @@ def select_with_phrases(
     by_id: Mapping[int, Any],
     first_seen: Mapping[int, Any],
     since: Any,
-) -> tuple[tuple[Any, ...], tuple[tuple[int, str], ...]]:
-    """The new articles for one reader: the tag rule's, plus any a followed phrase brings (with
-    that phrase for the "why" line when the tags alone would not have brought it)."""
+) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[tuple[int, str], ...]]:
+    """The new articles for one reader: (the tag rule's, those only a followed phrase brings, and
+    (article id, phrase) for each of the latter: their "why" line). Both lists in `order`."""
     ids = [i for i in by_tags if first_seen[i] > since]
+    selected = tuple(by_id[i] for i in ids)
     if not mine_phrases:
-        return tuple(by_id[i] for i in ids), ()
+        return selected, (), ()
     taken = set(ids)
     because: dict[int, str] = {}
     for k, phrase in mine_phrases:
         for i in phrase_hits.get(k, ()):
             if i not in taken and i not in because and first_seen[i] > since:
                 because[i] = phrase
-    if not because:
-        return tuple(by_id[i] for i in ids), ()
-    ids = sorted(taken | set(because), key=order.__getitem__)
-    return tuple(by_id[i] for i in ids), tuple(sorted(because.items()))
+    extra = tuple(by_id[i] for i in sorted(because, key=order.__getitem__))
+    return selected, extra, tuple(sorted(because.items()))

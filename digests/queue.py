@@ -232,7 +232,7 @@ def plan(
         [(a.id, a.title, a.summary) for a in articles],
     )
     matched: dict[SubscriptionKey, tuple[int, ...]] = {}
-    composed: dict[tuple, tuple[tuple[ArticleView, ...], tuple[tuple[int, str], ...]]] = {}
+    composed: dict[tuple, tuple] = {}  # (selected, extra, because) per (set, phrases, watermark)
     send_empty_all = settings.send_empty_digests or preview
     newest = max(first_seen.values(), default=None)
     planned: list[Planned] = []
@@ -247,23 +247,23 @@ def plan(
         group = (key, mine_phrases, d.since)
         hit = composed.get(group)
         if hit is None:
-            hit = composed[group] = select_with_phrases(matched[key], mine_phrases, phrase_hits, index.order,
-                                            by_id, first_seen, d.since)
-        selected, because = hit
+            hit = composed[group] = select_with_phrases(
+                matched[key], mine_phrases, phrase_hits, index.order, by_id, first_seen, d.since)
+        selected, extra, because = hit
         item = Planned(
             s.id,
             d.channel,
             str(s.telegram_chat_id) if d.channel == "telegram" else s.email,
             d.watermark,
-            selected,
+            selected + extra,
         )
-        if selected or ((mine or mine_phrases) and (s.send_empty or send_empty_all)):
+        if selected or extra or ((mine or mine_phrases) and (s.send_empty or send_empty_all)):
             followed = tuple(sorted(set(mine), key=lambda kv: (kv[0], kv[1].casefold())))
             ctx = _context(s, d.channel, followed, settings, now, because)
             if d.channel == "telegram":
-                item.telegram = composer.telegram(selected, ctx)
+                item.telegram = composer.telegram(selected, ctx, extra)
             else:
-                item.email = composer.email(selected, ctx)
+                item.email = composer.email(selected, ctx, extra)
         elif not preview and d.frequency == "instant" and not (newest and newest > d.since):
             # Instant and nothing at all arrived since: leave the watermark (no write every minute).
             continue

@@ -67,10 +67,10 @@ def test_phrases_add_to_the_tag_rule_and_say_why_only_for_what_they_alone_brough
     order = {4: 0, 3: 1, 2: 2, 1: 3}  # newest first
     seen = {1: 10, 2: 10, 3: 10, 4: 1}  # article 4 is older than the watermark (5)
     hits = {"girl": [1, 2, 4], "dhont": [2]}
-    selected, because = select_with_phrases((2,), (("dhont", "Dhont"), ("girl", "Girl")), hits, order,
-                                            views, seen, 5)
-    assert [a.id for a in selected] == [2, 1]
+    selected, extra, because = select_with_phrases((2,), (("dhont", "Dhont"), ("girl", "Girl")), hits, order,
+                                                   views, seen, 5)
+    assert ([a.id for a in selected], [a.id for a in extra]) == ([2], [1])
     assert because == ((1, "Girl"),)
-    assert select_with_phrases((2,), (), hits, order, views, seen, 5) == ((views[2],), ())
+    assert select_with_phrases((2,), (), hits, order, views, seen, 5) == ((views[2],), (), ())
     ctx = DigestContext(because=because)
     assert (ctx.why(1), ctx.why(2)) == ("Girl", None)
