@@ -319,19 +319,50 @@ class Composer:
         shared = replace(ctx, because=())
         base = self._cached(("telegram-marked", tuple(a.id for a in articles), shared),
                             lambda: self._telegram(articles, shared))
-        block = self._cached(("telegram-phrases", tuple(a.id for a in extra), ctx.because),
-                             lambda: render(self.env, TG_PHRASES, articles=extra, ctx=ctx).strip() + "\n\n")
+        blocks = self._tg_blocks(extra, ctx)
         *head, last = base.parts
-        merged = last.replace(PHRASES_MARK, block)
-        if telegram_length(merged) <= self.telegram_limit:
-            parts = (*head, merged)
-        elif telegram_length(block) <= self.telegram_limit:
-            parts = (*head, last.replace(PHRASES_MARK, ""), block.strip())
-        else:  # a long block: render the whole digest for this reader
-            everything = list(articles) + list(extra)
-            parts = _tg_unmarked(self._telegram(everything, ctx)).parts
-            self.renders += 1
+        # Lengths add up: the mark sits between tags, so no tag or entity spans the join.
+        last_length = self._cached(("telegram-length", last), lambda: telegram_length(last))
+        fits = last_length - len(PHRASES_MARK) + self._length(blocks[0]) + 2 <= self.telegram_limit
+        if len(blocks) == 1 and fits:
+            parts = (*head, last.replace(PHRASES_MARK, blocks[0] + "\n\n"))
+        else:
+            parts = (*head, last.replace(PHRASES_MARK, ""), *blocks)
         return TelegramDigest(parts, base.template, base.article_count + len(extra))
+
+    def _piece(self, template: str, part: str, count: int = 0, article: ArticleView | None = None,
+               why: str = "", inline: bool = False) -> str:
+        """One piece of a phrase block (its heading, or one article with its "why" line), rendered
+        once per run whoever it reaches."""
+        key = (template, part, count, article.id if article else None, why)
+
+        def build() -> str:
+            ctx = DigestContext(because=((article.id, why),) if article else ())
+            text = render(self.env, template, part=part, count=count, a=article, ctx=ctx).strip()
+            return css_inline.inline_fragment(text, self._email_css()) if inline else text
+
+        return self._cached(key, build)
+
+    def _tg_blocks(self, extra: Sequence[ArticleView], ctx: DigestContext) -> list[str]:
+        """The phrase-only articles as one block, or as several messages when one would not fit."""
+        room = self.telegram_limit - 100  # the heading and the blank lines between articles
+        packs: list[list[str]] = [[]]
+        used = 0
+        for article in extra:
+            text = self._piece(TG_PHRASES, "item", article=article, why=ctx.why(article.id) or "")
+            cost = self._length(text) + 2
+            if cost > room:  # a summary too long for a message of its own: title and meta only
+                text = "\n".join(text.split("\n")[:2])
+                cost = telegram_length(text) + 2
+            if packs[-1] and used + cost > room:
+                packs.append([])
+                used = 0
+            packs[-1].append(text)
+            used += cost
+        return ["\n\n".join([self._piece(TG_PHRASES, "head", len(p)), *p]) for p in packs]
+
+    def _length(self, text: str) -> int:
+        return self._cached(("telegram-length", text), lambda: telegram_length(text))
 
     def _final(self, key: tuple, marked_key: tuple, build, finish) -> Any:
         """The cached digest under `key`: the marked render (itself cached) with `finish` applied."""
@@ -431,12 +462,13 @@ class Composer:
         base = self._cached(("email-marked", tuple(a.id for a in articles), shared),
                             lambda: self._email(articles, shared))
 
-        def block() -> tuple[str, str]:
-            page = render(self.env, EMAIL_PHRASES_HTML, articles=extra, ctx=ctx)
-            text = render(self.env, EMAIL_PHRASES_TEXT, articles=extra, ctx=ctx).rstrip() + "\n"
-            return css_inline.inline_fragment(page, self._email_css()), text
-
-        page, text = self._cached(("email-phrases", tuple(a.id for a in extra), ctx.because), block)
+        heads = (self._piece(EMAIL_PHRASES_HTML, "head", len(extra), inline=True),
+                 self._piece(EMAIL_PHRASES_TEXT, "head", len(extra)))
+        pieces = [(self._piece(EMAIL_PHRASES_HTML, "item", article=a, why=ctx.why(a.id) or "", inline=True),
+                   self._piece(EMAIL_PHRASES_TEXT, "item", article=a, why=ctx.why(a.id) or ""))
+                  for a in extra]
+        page = "\n".join([heads[0], *(p for p, _ in pieces)]) + "\n"
+        text = "\n\n\n" + "\n\n".join([heads[1], *(t for _, t in pieces)]) + "\n"
         return replace(base, html=base.html.replace(PHRASES_MARK, page),
                        text=base.text.replace(PHRASES_MARK, text),
                        article_count=base.article_count + len(extra))

@@ -74,3 +74,22 @@ def test_phrases_add_to_the_tag_rule_and_say_why_only_for_what_they_alone_brough
     assert select_with_phrases((2,), (), hits, order, views, seen, 5) == ((views[2],), (), ())
     ctx = DigestContext(because=because)
     assert (ctx.why(1), ctx.why(2)) == ("Girl", None)
+
+
+def test_phrase_block_joins_the_last_part_or_comes_as_messages_that_fit():
+    from digests.compose import Composer, telegram_length
+
+    base = [ArticleView(1, "https://e.org/1", "Ghent shoot", date(2026, 1, 2), countries=("Belgium",))]
+    extra = [ArticleView(i, f"https://e.org/{i}", f"Dhont news {i}", date(2026, 1, 1), summary="x " * 200)
+             for i in range(2, 12)]
+    ctx = DigestContext(followed=(("country", "Belgium"),), because=tuple((a.id, "Dhont") for a in extra))
+    small = Composer().telegram(base, ctx, extra[:1])
+    assert len(small.parts) == 1 and small.article_count == 2
+    assert "1 MORE ARTICLE FOR NAMES YOU FOLLOW" in small.parts[0]
+    assert small.parts[0].index("Dhont news 2") < small.parts[0].index("Change what you follow")
+    big = Composer(telegram_limit=1500).telegram(base, ctx, extra)
+    assert len(big.parts) > 2 and all(telegram_length(p) <= 1500 for p in big.parts)
+    assert "CLAPPER-PHRASES" not in "".join(big.parts) and big.article_count == 11
+    assert sum(p.count("you follow Dhont") for p in big.parts) == 10
+    plain = Composer().telegram(base, DigestContext(followed=(("country", "Belgium"),)))
+    assert "CLAPPER-PHRASES" not in plain.parts[0] and "FOR NAMES YOU FOLLOW" not in plain.parts[0]
