@@ -1,8 +1,8 @@
 """Articles mentioning a phrase, newest first: /search, `clapper articles --match`, follow dry runs.
 
-The database narrows (SQLite FTS5 phrase query, PostgreSQL `phraseto_tsquery` over a GIN index,
-or a plain LIKE scan where neither exists), then every candidate is checked in Python with the
-exact rule of digests/phrases.py, so all three paths give the same answer. The index holds
+The database narrows (SQLite FTS5 phrase query, PostgreSQL `phraseto_tsquery` over a stored
+tsvector with a GIN index, or a plain LIKE scan where neither exists), then every candidate is
+checked in Python with the exact rule of digests/phrases.py, so all three paths give the same answer. The index holds
 `article.search_text` (already normalised words), hence no accent or case handling in SQL.
 """
 
@@ -53,7 +53,7 @@ def _candidates(session: Session, query: str, since: date | None, limit: int, of
         params["q"] = f'"{query}"'
     elif backend == "postgresql":
         sql = f"""SELECT a.id FROM article a
-                  WHERE to_tsvector('simple', a.search_text) @@ phraseto_tsquery('simple', :q)
+                  WHERE a.search_vector @@ phraseto_tsquery('simple', :q)
                   {window} {order}"""
         params["q"] = query
     else:

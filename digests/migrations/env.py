@@ -12,8 +12,11 @@ target_metadata = SQLModel.metadata
 
 def _include_name(name, type_, _parent_names) -> bool:
     # Full-text search objects are made by raw SQL in i13_follows, not by the models: the FTS5
-    # table and its shadow tables (SQLite), the GIN expression index (PostgreSQL).
+    # table and its shadow tables (SQLite), the generated tsvector column and its GIN index
+    # (PostgreSQL).
     if type_ == "table" and name and name.startswith("article_fts"):
+        return False
+    if type_ == "column" and name == "search_vector":
         return False
     return not (type_ == "index" and name == "ix_article_search")
 
