@@ -2,8 +2,9 @@
 
 The database narrows (SQLite FTS5 phrase query, PostgreSQL `phraseto_tsquery` over a stored
 tsvector with a GIN index, or a plain LIKE scan where neither exists), then every candidate is
-checked in Python with the exact rule of digests/phrases.py, so all three paths give the same answer. The index holds
-`article.search_text` (already normalised words), hence no accent or case handling in SQL.
+checked in Python with the exact rule of digests/phrases.py, so all three paths give the same
+answer. The index holds `article.search_text` (already normalised words), hence no accent or
+case handling in SQL.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from digests.db import session_scope
 from digests.models import Article
 
 PAGE = 200  # candidates fetched per round; most rounds are the only one
+# SQLite: a word in most articles makes FTS5 hand back every one of them before the newest can be
+# picked, so common words are looked for first among the newest articles only, in a plain scan
+# that stops early; if that window holds enough matches they are the newest ones overall.
+RECENT_WINDOW = 3000
 
 
 @dataclass(slots=True)
@@ -64,6 +69,17 @@ def _candidates(session: Session, query: str, since: date | None, limit: int, of
     return [row[0] for row in session.execute(text(sql), params)]
 
 
+def _recent(session: Session, query: str, needle: tuple[str, ...], limit: int) -> list[int]:
+    """Up to `limit` matches among the newest RECENT_WINDOW articles, newest first."""
+    rows = session.execute(text(f"""
+        SELECT id, title, summary FROM (
+            SELECT id, published, title, summary, search_text FROM article
+            ORDER BY published DESC, id DESC LIMIT {RECENT_WINDOW}) a
+        WHERE (' ' || a.search_text || ' ') LIKE :q
+        ORDER BY a.published DESC, a.id DESC LIMIT {PAGE}"""), {"q": f"% {query} %"})
+    return [i for i, title, summary in rows if phrases.article_matches(needle, title, summary or "")][:limit]
+
+
 def search(session: Session, words: str, *, since: date | None = None, limit: int = 10,
            count: bool = False) -> Found:
     """Up to `limit` articles matching `words` by the phrase rule, newest first.
@@ -74,6 +90,10 @@ def search(session: Session, words: str, *, since: date | None = None, limit: in
     if not query:
         return Found([], 0)
     needle = tuple(query.split(" "))
+    if not count and since is None and _backend(session) == "fts5":
+        recent = _recent(session, query, needle, limit)
+        if len(recent) >= limit:
+            return Found(store.articles(session, ids=recent), len(recent))
     kept: list[int] = []
     total = 0
     offset = 0
