@@ -125,7 +125,8 @@ def compose_section(
         ctx = ctx_for(subs)
         tg = composer.telegram(selected, ctx)
         mail = composer.email(selected, ctx).personalise(
-            tokens.link(settings, sid, "unsubscribe"), tokens.link(settings, sid, "preferences")
+            tokens.link(settings, tokens.Recipient(sid, f"r{sid}@example.org"), "unsubscribe"),
+            tokens.link(settings, tokens.Recipient(sid, f"r{sid}@example.org"), "preferences"),
         )
         return len(tg.parts), len(mail.html)
 

@@ -161,11 +161,9 @@ def recipient_counts(session: Session) -> dict[str, int]:
     return {channel: len(_recipients(session, channel)) for channel in ("telegram", "email")}
 
 
-def _links(settings: Settings, subscriber_id: int) -> tuple[str | None, str | None]:
-    return (
-        tokens.link(settings, subscriber_id, "unsubscribe"),
-        tokens.link(settings, subscriber_id, "preferences"),
-    )
+def _links(settings: Settings, subscriber_id: int, address: str) -> tuple[str | None, str | None]:
+    reader = tokens.Recipient(subscriber_id, address)
+    return tokens.link(settings, reader, "unsubscribe"), tokens.link(settings, reader, "preferences")
 
 
 def queue(
@@ -233,7 +231,7 @@ def queue(
                 preferences_url=_PREFERENCES_MARK if has_web else None,
             )
             for sid, address in _recipients(session, "email"):
-                unsub, prefs = _links(settings, sid)
+                unsub, prefs = _links(settings, sid, address)
                 html, text = mail.html, mail.text
                 if has_web:
                     html = html.replace(_UNSUBSCRIBE_MARK, unsub).replace(_PREFERENCES_MARK, prefs)

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     smtp_security: Literal["none", "starttls", "tls"] = "none"
     smtp_timeout: float = 30.0
     smtp_connections: int = 3
+    # The server offers SMTPUTF8: only then are non-ASCII local parts accepted at sign-up.
+    smtp_utf8: bool = False
     mail_from: str = "Clapper <clapper@localhost>"
     email_max_articles: int = 50
 

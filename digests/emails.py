@@ -16,15 +16,15 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from digests import catalog, compose, follows, outbox, tokens
+from digests import catalog, compose, email_limits, follows, outbox, tokens
 from digests.config import Settings
 from digests.due import FREQUENCIES
 from digests.models import Outbox, Subscriber, Subscription, utcnow
 
 CODE_TTL = timedelta(minutes=30)
-MAX_ATTEMPTS = 5
-# A second code within this delay is refused, so /email cannot be used to flood someone's inbox.
-RESEND_AFTER = timedelta(seconds=60)
+# Wrong codes per address per day (counted in email_limits, so asking again renews nothing).
+MAX_ATTEMPTS = email_limits.WRONG_PER_ADDRESS_PER_DAY
+RESEND_AFTER = email_limits.INTERVAL
 
 
 class EmailError(ValueError):
@@ -63,17 +63,27 @@ def render_email(stem: str, **context: object) -> RenderedEmail:
 # ---- pure helpers ----------------------------------------------------------------------------
 
 
-def normalize_address(text: str) -> str:
-    """The address as stored, or EmailError('invalid', why).
+def normalize_address(text: str, *, smtputf8: bool = False) -> str:
+    """The address as stored, or EmailError('invalid' or 'not_ascii', why).
 
     Lower-cased as a whole: local parts are case-sensitive on paper only, and "Ann@x.org" and
     "ann@x.org" must not become two readers (or let a second chat claim the same inbox).
+    An internationalised domain is stored IDNA-encoded (any SMTP server carries that); a
+    non-ASCII local part only when the server offers SMTPUTF8 (`smtputf8`, from SMTP_UTF8).
     """
+    text = text.strip()
     try:
         # No DNS lookups: sign-up must work offline and must not stall the bot.
-        return validate_email(text.strip(), check_deliverability=False).normalized.lower()
+        valid = validate_email(text, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:
         raise EmailError("invalid", str(exc)) from exc
+    if valid.ascii_email:
+        return valid.ascii_email.lower()
+    if not smtputf8:
+        raise EmailError(
+            "not_ascii", "only addresses written in plain ASCII before the @ can be mailed", address=text
+        )
+    return valid.normalized.lower()
 
 
 def new_code() -> str:
@@ -138,7 +148,7 @@ def request(
 ) -> CodeSent:
     """Store `address` as pending for the chat and queue an email with a code to confirm it."""
     now = now or utcnow()
-    address = normalize_address(address)
+    address = normalize_address(address, smtputf8=settings.smtp_utf8)
     subscriber = by_chat(session, chat_id)
     if subscriber is None:
         subscriber = Subscriber(
@@ -155,13 +165,9 @@ def request(
     owner = by_address(session, address)
     if owner is not None and owner.id != subscriber.id:
         raise EmailError("taken", address=address)
-    if (
-        subscriber.email_status == "pending"
-        and subscriber.email_code_expires_at is not None
-        and subscriber.email_code_expires_at - CODE_TTL + RESEND_AFTER > now
-    ):
-        wait = int((subscriber.email_code_expires_at - CODE_TTL + RESEND_AFTER - now).total_seconds()) + 1
-        raise EmailError("too_soon", seconds=wait)
+    refused = email_limits.refusal(session, settings, address=address, chat_id=chat_id, now=now)
+    if refused is not None:
+        raise EmailError(refused.reason, address=address, **refused.extra)
     code = code or new_code()
     if subscriber.email and subscriber.email != address:
         # A new address replaces the old one: what was queued for the old inbox is withdrawn.
@@ -170,9 +176,10 @@ def request(
     subscriber.email_status = "pending"
     subscriber.email_code_hash = code_hash(settings, subscriber.id, code)
     subscriber.email_code_expires_at = now + CODE_TTL
-    subscriber.email_code_attempts = 0
+    subscriber.email_code_attempts = email_limits.wrong_codes(session, settings, address, now=now)
     session.add(subscriber)
     session.flush()
+    email_limits.record(session, settings, address=address, chat_id=chat_id, kind=email_limits.SENT, now=now)
     _queue_confirmation(session, settings, subscriber, code=code, now=now)
     return CodeSent(address, subscriber.email_code_expires_at)
 
@@ -195,14 +202,19 @@ def verify(
     subscriber = by_chat(session, chat_id)
     if subscriber is None or subscriber.email_status != "pending" or not subscriber.email_code_hash:
         return Verified(False, "no_pending")
-    if subscriber.email_code_attempts >= MAX_ATTEMPTS:
-        return Verified(False, "too_many", address=subscriber.email)
+    address = subscriber.email
+    wrong = email_limits.wrong_codes(session, settings, address, now=now)
+    if wrong >= MAX_ATTEMPTS:
+        return Verified(False, "too_many", address=address)
     if subscriber.email_code_expires_at is None or subscriber.email_code_expires_at <= now:
         return Verified(False, "expired", address=subscriber.email)
-    subscriber.email_code_attempts += 1
-    session.add(subscriber)
     given = code_hash(settings, subscriber.id, "".join(code.split()))
     if not hmac.compare_digest(given, subscriber.email_code_hash):
+        email_limits.record(
+            session, settings, address=address, chat_id=chat_id, kind=email_limits.WRONG, now=now
+        )
+        subscriber.email_code_attempts = wrong + 1
+        session.add(subscriber)
         left = MAX_ATTEMPTS - subscriber.email_code_attempts
         return Verified(False, "too_many" if left <= 0 else "wrong", left, subscriber.email)
     _confirm(subscriber, now)
@@ -258,7 +270,7 @@ def _queue_confirmation(
     session: Session, settings: Settings, subscriber: Subscriber, *, code: str | None, now: datetime
 ) -> None:
     assert subscriber.id is not None and subscriber.email is not None
-    link = tokens.link(settings, subscriber.id, "confirm")
+    link = tokens.link(settings, subscriber, "confirm")
     mail = render_email(
         "confirm",
         code=code,
@@ -401,15 +413,17 @@ def parse_terms_list(values: list[str], kind: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def new_reader(email: str, countries: list[str], sections: list[str], frequency: str,
-               phrases: list[str] = ()) -> NewReader:
+def new_reader(
+    email: str, countries: list[str], sections: list[str], frequency: str, phrases: list[str] = (), *,
+    smtputf8: bool = False,
+) -> NewReader:
     frequency = (frequency or "weekly").strip().lower()
     if frequency not in FREQUENCIES:
         raise EmailError("bad_frequency", f"frequency must be one of {', '.join(FREQUENCIES)}")
     wanted = tuple(follows.parse_list("\n".join(phrases)))
     _check_follows(wanted, None)
     return NewReader(
-        email=normalize_address(email),
+        email=normalize_address(email, smtputf8=smtputf8),
         countries=parse_terms_list(countries, catalog.COUNTRY),
         sections=parse_terms_list(sections, catalog.SECTION),
         frequency=frequency,
@@ -502,7 +516,8 @@ def list_readers(session: Session, *, status: str | None = None) -> list[ReaderR
 
 def remove_reader(session: Session, address: str) -> bool:
     """Delete an email-only reader, or detach the address from a Telegram chat; False if unknown."""
-    subscriber = by_address(session, normalize_address(address))
+    # Lenient on purpose: an address stored before SMTP_UTF8 was turned off can still be removed.
+    subscriber = by_address(session, normalize_address(address, smtputf8=True))
     if subscriber is None:
         return False
     if subscriber.telegram_chat_id is None:

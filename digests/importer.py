@@ -56,7 +56,7 @@ def _split(cell: str | None) -> list[str]:
     return [part.strip() for part in _CELL_SPLIT.split(cell or "") if part.strip()]
 
 
-def parse(text: str) -> tuple[list[ParsedRow], list[BadRow]]:
+def parse(text: str, *, smtputf8: bool = False) -> tuple[list[ParsedRow], list[BadRow]]:
     """Validate every row without touching the database. Pure."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), skipinitialspace=True)
     if not reader.fieldnames:
@@ -91,10 +91,11 @@ def parse(text: str) -> tuple[list[ParsedRow], list[BadRow]]:
                 _split(row.get("sections")),
                 row.get("frequency") or "",
                 [p.strip() for p in _FOLLOWS_SPLIT.split(row.get("follows") or "") if p.strip()],
+                smtputf8=smtputf8,
             )
         except emails.EmailError as exc:
             reason = exc.detail or exc.reason
-            if exc.reason == "invalid":
+            if exc.reason in ("invalid", "not_ascii"):
                 reason = f"invalid address: {reason}"
             bad.append(BadRow(line, raw_email, reason))
             continue
@@ -140,7 +141,7 @@ def import_csv(
         raise ImportFileError(
             "confirmation links need PUBLIC_BASE_URL (the web app); set it or use --confirmed"
         )
-    good, bad = parse(text)
+    good, bad = parse(text, smtputf8=settings.smtp_utf8)
     report = import_rows(session, settings, good, confirmed=confirmed, now=now)
     report.bad = sorted(bad + report.bad, key=lambda b: b.line)
     return report

@@ -69,6 +69,9 @@ class ArticleTag(SQLModel, table=True):
 class Subscriber(SQLModel, table=True):
     """A Telegram chat and/or an email address, with when they want their news."""
 
+    # Links carry the id: on SQLite a deleted reader's id must never come back for a newcomer.
+    __table_args__ = {"sqlite_autoincrement": True}
+
     id: int | None = Field(default=None, primary_key=True)
     telegram_chat_id: int | None = Field(
         default=None, sa_column=Column(BigInteger, unique=True, nullable=True)
@@ -95,6 +98,25 @@ class Subscriber(SQLModel, table=True):
     # Watermark: articles first seen after this are new for the next Telegram digest.
     last_digest_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class EmailCodeLog(SQLModel, table=True):
+    """Codes mailed and wrong codes tried, per address (keyed hash) and chat, for the rate limits.
+
+    Not tied to a subscriber row: the limits must survive `/email off`, `/stop` and re-requests.
+    Rows older than a day are pruned as new ones come in.
+    """
+
+    __table_args__ = (
+        Index("ix_emailcodelog_address_at", "address_hash", "at"),
+        Index("ix_emailcodelog_chat_at", "chat_id", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    address_hash: str
+    chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    kind: str  # sent | wrong
+    at: datetime = Field(default_factory=utcnow)
 
 
 class Subscription(SQLModel, table=True):

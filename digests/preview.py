@@ -8,11 +8,19 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from digests import queue
+from digests import emails, queue
 from digests.compose import Composer
 from digests.config import Settings
 from digests.db import session_scope
 from digests.models import Outbox, Subscriber
+
+
+def _stored_form(address: str) -> str:
+    """`address` as sign-up stored it (an internationalised domain IDNA-encoded), when valid."""
+    try:
+        return emails.normalize_address(address, smtputf8=True)
+    except emails.EmailError:
+        return address.strip().lower()
 
 
 def preview(
@@ -32,7 +40,7 @@ def preview(
         if chat_id is not None:
             query = query.where(Subscriber.telegram_chat_id == chat_id)
         else:
-            query = query.where(Subscriber.email == (email or "").strip().lower())
+            query = query.where(Subscriber.email == _stored_form(email or ""))
         found = session.exec(query).first()
         if found is None:
             return None, []

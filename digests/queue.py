@@ -301,9 +301,11 @@ def message_rows(item: Planned, settings: Settings, *, now: datetime) -> list[di
             for number, text in enumerate(parts, start=1)
         ]
     if item.email is not None:
+        # Bound to the address this digest goes to: a later address change makes the links stale.
+        reader = tokens.Recipient(item.subscriber_id, item.recipient)
         mail = item.email.personalise(
-            tokens.link(settings, item.subscriber_id, "unsubscribe"),
-            tokens.link(settings, item.subscriber_id, "preferences"),
+            tokens.link(settings, reader, "unsubscribe"),
+            tokens.link(settings, reader, "preferences"),
         )
         return [
             {

@@ -1,10 +1,23 @@
-"""Signed tokens for email links (confirm, unsubscribe, preferences): one subscriber, one purpose."""
+"""Signed tokens for email links (confirm, unsubscribe, preferences): one reader, one address, one purpose.
+
+A token carries the subscriber id and a keyed digest of (id, address it was mailed to). An id
+alone is not an identity: a chat switches addresses, an operator removes a reader. So a link
+acts only while the row it names still holds that address (`check`), and is stale otherwise.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Protocol
+
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlmodel import Session
 
 from digests.config import Settings
+from digests.models import Subscriber
 
 PURPOSES = ("confirm", "unsubscribe", "preferences")
 # Unsubscribe links must keep working in old emails; confirmation links should not live forever.
@@ -15,32 +28,102 @@ class InvalidToken(ValueError):
     """Forged, altered, expired, or made for another purpose."""
 
 
+class StaleToken(InvalidToken):
+    """Genuine, but the reader it names no longer holds the address it was mailed to."""
+
+
+class Holder(Protocol):
+    """What a token is made for: a Subscriber row fits, so does Recipient."""
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def email(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A subscriber id and the address a message goes to, when the row itself is not at hand."""
+
+    id: int
+    email: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a valid token says: which subscriber, and the address binding to check against the row."""
+
+    subscriber_id: int
+    binding: str
+
+
 def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
     return URLSafeTimedSerializer(settings.secret(), salt=f"clapper.{purpose}")
 
 
-def make_token(settings: Settings, subscriber_id: int, purpose: str) -> str:
-    return _serializer(settings, purpose).dumps(subscriber_id)
+def binding(settings: Settings, subscriber_id: int, address: str) -> str:
+    # Keyed, so the URL does not reveal the address to whoever sees it (an unkeyed hash of an
+    # address is a dictionary lookup away); 96 bits is plenty under a signature.
+    mac = hmac.new(
+        settings.secret().encode(), f"clapper.bind:{subscriber_id}:{address}".encode(), hashlib.sha256
+    )
+    return base64.urlsafe_b64encode(mac.digest()[:12]).decode()
 
 
-def read_token(settings: Settings, token: str, purpose: str) -> int:
-    """The subscriber id in `token`, or InvalidToken."""
+def make_token(settings: Settings, subscriber: Holder, purpose: str) -> str:
+    if subscriber.id is None or not subscriber.email:
+        raise ValueError("a token needs a stored subscriber with an address")
+    return _serializer(settings, purpose).dumps(
+        [subscriber.id, binding(settings, subscriber.id, subscriber.email)]
+    )
+
+
+def read_token(settings: Settings, token: str, purpose: str) -> Claim:
+    """The claim in `token`, or InvalidToken. Say nothing about the row yet: see `check`."""
     try:
         value = _serializer(settings, purpose).loads(token, max_age=MAX_AGE[purpose])
     except SignatureExpired as exc:
         raise InvalidToken("this link has expired") from exc
     except BadSignature as exc:
         raise InvalidToken("this link is not valid") from exc
-    if not isinstance(value, int):
+    # Tokens of the id-only format (a bare int) are refused: they are what the attacks used.
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not isinstance(value[0], int)
+        or isinstance(value[0], bool)
+        or not isinstance(value[1], str)
+    ):
         raise InvalidToken("this link is not valid")
-    return value
+    return Claim(value[0], value[1])
 
 
-def link(settings: Settings, subscriber_id: int, purpose: str) -> str | None:
+def check(settings: Settings, claim: Claim, subscriber: Holder | None) -> bool:
+    """True when `subscriber` (the row loaded for claim.subscriber_id) still holds the address
+    the token was made for. The one test every route applies before showing or changing anything."""
+    if subscriber is None or subscriber.id != claim.subscriber_id or not subscriber.email:
+        return False
+    expected = binding(settings, claim.subscriber_id, subscriber.email)
+    return hmac.compare_digest(expected, claim.binding)
+
+
+def link(settings: Settings, subscriber: Holder, purpose: str) -> str | None:
     """The public URL for `purpose`, or None when no PUBLIC_BASE_URL is configured."""
     if not settings.public_base_url:
         return None
     base = settings.public_base_url.rstrip("/")
-    return f"{base}/{purpose}?token={make_token(settings, subscriber_id, purpose)}"
+    return f"{base}/{purpose}?token={make_token(settings, subscriber, purpose)}"
+
+
+def load(session: Session, settings: Settings, claim: Claim) -> Subscriber | None:
+    """The row `claim` names, checked: None when it is gone or holds no address any more (nothing
+    to show or change), StaleToken when it now holds another address than the one mailed."""
+    subscriber = session.get(Subscriber, claim.subscriber_id)
+    if subscriber is None or subscriber.email is None:
+        return None
+    if not check(settings, claim, subscriber):
+        raise StaleToken("this link was sent to an address this subscription no longer uses")
+    return subscriber

@@ -1,9 +1,10 @@
 """The small web app behind email links: confirm, unsubscribe (RFC 8058 one-click), preferences.
 
-Every page takes a signed token in its URL (digests.tokens): it names one subscriber and one
-purpose. A forged or altered token gets a 400 page and changes nothing. GETs never change
-anything (link scanners fetch them); the change is the POST behind the page's one button, or
-the mail client's one-click POST.
+Every page takes a signed token in its URL (digests.tokens): it names one subscriber, the address
+it was mailed to and one purpose. A forged or altered token gets a 400 page, a token for an
+address the reader no longer holds a 410 page; neither changes anything. Only POST changes
+anything (the page's one button, or the mail client's one-click POST): link scanners fetch with
+GET, HEAD and others.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -43,52 +45,75 @@ def _invalid(reason: str) -> HTMLResponse:
     return page("invalid", 400, reason=reason)
 
 
+class _Gone(Exception):
+    """The token's reader has no address any more: nothing to show or change."""
+
+
 def create_app(settings: Settings, engine: Engine) -> Starlette:
     """The ASGI app `clapper web` serves (and `clapper run` when PUBLIC_BASE_URL is set)."""
 
-    def subscriber_for(request: Request, purpose: str) -> int:
+    def claim_for(request: Request, purpose: str) -> tokens.Claim:
         token = request.query_params.get("token", "")
         if not token:
             raise tokens.InvalidToken("this link has no token")
         return tokens.read_token(settings, token, purpose)
 
-    def load(subscriber_id: int) -> Subscriber | None:
-        with session_scope(engine) as session:
-            return session.get(Subscriber, subscriber_id)
+    def bound(session: Session, claim: tokens.Claim) -> Subscriber:
+        """The checked row for `claim`, inside the caller's transaction (so the change applies to
+        the row that was checked); _Gone or tokens.StaleToken otherwise."""
+        subscriber = tokens.load(session, settings, claim)
+        if subscriber is None:
+            raise _Gone
+        return subscriber
 
     def action(request: Request) -> str:
         return f"{request.url.path}?token={request.query_params.get('token', '')}"
 
-    def signed(purpose: str, handler: Callable[[Request, int], Awaitable[Response]]):
-        """The endpoint for `handler`, which runs only with a valid `purpose` token in the URL."""
+    Handler = Callable[[Request, tokens.Claim], Awaitable[Response]]
+
+    def signed(purpose: str, show: Handler, change: Handler):
+        """The endpoint of a page: `show` for every method but POST, `change` for POST only.
+
+        Link scanners and previews fetch with GET and HEAD (Starlette hands HEAD to the GET
+        endpoint) and sometimes others; none of those may change anything.
+        """
 
         async def endpoint(request: Request) -> Response:
             try:
-                subscriber_id = subscriber_for(request, purpose)
+                claim = claim_for(request, purpose)
+                handler = change if request.method == "POST" else show
+                return await handler(request, claim)
+            except tokens.StaleToken:
+                return page("stale", 410)
             except tokens.InvalidToken as exc:
                 return _invalid(str(exc))
-            return await handler(request, subscriber_id)
+            except _Gone:
+                return page("gone")
 
         return endpoint
 
-    async def one_button(request: Request, name: str, subscriber_id: int) -> Response:
-        """The GET of a page whose POST makes the change: it shows the button and changes nothing."""
-        subscriber = await run_in_threadpool(load, subscriber_id)
-        if subscriber is None or subscriber.email is None:
-            return page("gone")
-        return page(name, subscriber=subscriber, action=action(request), done=False)
+    def one_button(name: str) -> Handler:
+        """The page whose POST makes the change: it shows the button and changes nothing."""
+
+        async def show(request: Request, claim: tokens.Claim) -> Response:
+            def read() -> Subscriber:
+                with session_scope(engine) as session:
+                    return bound(session, claim)
+
+            subscriber = await run_in_threadpool(read)
+            return page(name, subscriber=subscriber, action=action(request), done=False)
+
+        return show
 
     async def healthz(_request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    async def confirm(request: Request, subscriber_id: int) -> Response:
-        if request.method == "GET":
-            return await one_button(request, "confirm", subscriber_id)
-
+    async def confirm(_request: Request, claim: tokens.Claim) -> Response:
         def do() -> tuple[Subscriber | None, str | None]:
             with session_scope(engine) as session:
+                subscriber = bound(session, claim)
                 try:
-                    return emails.confirm_by_link(session, subscriber_id), None
+                    return emails.confirm_by_link(session, subscriber.id), None
                 except emails.EmailError as exc:
                     return None, exc.reason
 
@@ -97,82 +122,38 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             return page("gone")
         if problem:
             return page("confirm_refused", 409)
-        log.info("email confirmed by link", extra={"subscriber_id": subscriber_id})
+        log.info("email confirmed by link", extra={"subscriber_id": claim.subscriber_id})
         return page(
             "confirm",
             subscriber=subscriber,
             done=True,
-            preferences_url=tokens.link(settings, subscriber_id, "preferences"),
+            preferences_url=tokens.link(settings, subscriber, "preferences"),
         )
 
-    async def unsubscribe(request: Request, subscriber_id: int) -> Response:
-        if request.method == "GET":
-            return await one_button(request, "unsubscribe", subscriber_id)
-
+    async def unsubscribe(_request: Request, claim: tokens.Claim) -> Response:
         # RFC 8058: the body ("List-Unsubscribe=One-Click") carries nothing we need, the token is
         # in the URL, there are no cookies, and the answer is a 200, never a redirect.
         def do() -> Subscriber | None:
             with session_scope(engine) as session:
-                return emails.unsubscribe(session, subscriber_id)
+                return emails.unsubscribe(session, bound(session, claim).id)
 
         subscriber = await run_in_threadpool(do)
         if subscriber is None:
             return page("gone")
-        log.info("email unsubscribed", extra={"subscriber_id": subscriber_id})
+        log.info("email unsubscribed", extra={"subscriber_id": claim.subscriber_id})
         return page("unsubscribe", subscriber=subscriber, done=True)
 
-    async def preferences(request: Request, subscriber_id: int) -> Response:
-        saved = False
-        problem = None
-        if request.method == "POST":
-            form = await request.form()
-            countries = [str(v) for v in form.getlist("country")]
-            sections = [str(v) for v in form.getlist("section")]
-            frequency = str(form.get("frequency", ""))
-            typed = form.get("phrases")
-            phrases = None if typed is None else follows.parse_list(str(typed))
-
-            def save() -> str | None:
-                with session_scope(engine) as session:
-                    try:
-                        emails.set_preferences(
-                            session,
-                            subscriber_id,
-                            countries=countries,
-                            sections=sections,
-                            frequency=frequency,
-                            limit=settings.max_subscriptions,
-                            phrases=phrases,
-                            follow_limit=settings.max_follows,
-                        )
-                    except emails.EmailError as exc:
-                        session.rollback()
-                        return exc.reason
-                return None
-
-            problem = await run_in_threadpool(save)
-            if problem == "gone":
-                return page("gone")
-            if problem in ("too_many_terms", "too_many_follows", "bad_follow"):
-                pass  # shown on the page below, with what is stored unchanged
-            elif problem:
-                # Only a hand-made form can send an unknown term or frequency.
-                return _invalid("the form held something we do not offer")
-            else:
-                saved = True
-
-        def read() -> tuple[Subscriber | None, list[str], list[str], list[str]]:
+    async def preferences_page(
+        request: Request, claim: tokens.Claim, *, saved: bool = False, problem: str | None = None
+    ) -> Response:
+        def read() -> tuple[Subscriber, list[str], list[str], list[str]]:
             with session_scope(engine) as session:
-                subscriber = session.get(Subscriber, subscriber_id)
-                if subscriber is None:
-                    return None, [], [], []
-                countries, sections = emails.terms_of(session, subscriber_id)
-                mine = [p for _, p in follows.load(session, [subscriber_id]).get(subscriber_id, [])]
+                subscriber = bound(session, claim)
+                countries, sections = emails.terms_of(session, subscriber.id)
+                mine = [p for _, p in follows.load(session, [subscriber.id]).get(subscriber.id, [])]
                 return subscriber, countries, sections, mine
 
         subscriber, countries, sections, mine = await run_in_threadpool(read)
-        if subscriber is None:
-            return page("gone")
         chosen = set(countries)
         return page(
             "preferences",
@@ -188,20 +169,77 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             all_sections=list(catalog.sections()),
             chosen_sections=set(sections),
             frequencies=emails.FREQUENCIES,
-            unsubscribe_url=tokens.link(settings, subscriber_id, "unsubscribe"),
+            unsubscribe_url=tokens.link(settings, subscriber, "unsubscribe"),
         )
+
+    async def show_preferences(request: Request, claim: tokens.Claim) -> Response:
+        return await preferences_page(request, claim)
+
+    async def save_preferences(request: Request, claim: tokens.Claim) -> Response:
+        form = await request.form()
+        countries = [str(v) for v in form.getlist("country")]
+        sections = [str(v) for v in form.getlist("section")]
+        frequency = str(form.get("frequency", ""))
+        typed = form.get("phrases")
+        phrases = None if typed is None else follows.parse_list(str(typed))
+
+        def save() -> str | None:
+            with session_scope(engine) as session:
+                subscriber = bound(session, claim)
+                try:
+                    emails.set_preferences(
+                        session,
+                        subscriber.id,
+                        countries=countries,
+                        sections=sections,
+                        frequency=frequency,
+                        limit=settings.max_subscriptions,
+                        phrases=phrases,
+                        follow_limit=settings.max_follows,
+                    )
+                except emails.EmailError as exc:
+                    session.rollback()
+                    return exc.reason
+            return None
+
+        problem = await run_in_threadpool(save)
+        if problem == "gone":
+            return page("gone")
+        if problem and problem not in ("too_many_terms", "too_many_follows", "bad_follow"):
+            # Only a hand-made form can send an unknown term or frequency.
+            return _invalid("the form held something we do not offer")
+        # Too many terms or a phrase refused is shown on the page, with what is stored unchanged.
+        return await preferences_page(request, claim, saved=problem is None, problem=problem)
 
     async def not_found(_request: Request, _exc: Exception) -> Response:
         return page("not_found", 404)
 
+    async def not_allowed(_request: Request, exc: Exception) -> Response:
+        response = page("not_allowed", 405)
+        response.headers.update(getattr(exc, "headers", None) or {})
+        return response
+
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
-            Route("/confirm", signed("confirm", confirm), methods=["GET", "POST"]),
-            Route("/unsubscribe", signed("unsubscribe", unsubscribe), methods=["GET", "POST"]),
-            Route("/preferences", signed("preferences", preferences), methods=["GET", "POST"]),
+            # methods=["GET", "POST"]: Starlette adds HEAD; OPTIONS, PUT and the rest get a 405.
+            Route(
+                "/confirm",
+                signed("confirm", one_button("confirm"), confirm),
+                methods=["GET", "POST"],
+            ),
+            Route(
+                "/unsubscribe",
+                signed("unsubscribe", one_button("unsubscribe"), unsubscribe),
+                methods=["GET", "POST"],
+            ),
+            Route(
+                "/preferences",
+                signed("preferences", show_preferences, save_preferences),
+                methods=["GET", "POST"],
+            ),
         ],
-        exception_handlers={404: not_found},
+        exception_handlers={404: not_found, 405: not_allowed},
     )
 
 

@@ -86,7 +86,7 @@ def screenshot(chromium: str, shot: Shot, out: Path, profile: Path) -> Path:
     return png
 
 
-def _digest_html(engine, settings: Settings, subscriber_id: int) -> str:
+def _digest_html(engine, settings: Settings, subscriber_id: int, address: str) -> str:
     """A real digest email from C1's composer, over the articles ingested from the bundled sample."""
     with session_scope(engine) as session:
         articles = session.exec(select(Article).order_by(Article.published.desc())).all()
@@ -115,9 +115,10 @@ def _digest_html(engine, settings: Settings, subscriber_id: int) -> str:
         has_links=True,
     )
     digest = compose.Composer().email(views, ctx)
+    reader = tokens.Recipient(subscriber_id, address)
     return digest.personalise(
-        tokens.link(settings, subscriber_id, "unsubscribe"),
-        tokens.link(settings, subscriber_id, "preferences"),
+        tokens.link(settings, reader, "unsubscribe"),
+        tokens.link(settings, reader, "preferences"),
     ).html
 
 
@@ -156,6 +157,7 @@ def run(out: Path, chromium: str, *, only: set[str] | None = None) -> list[Path]
                 confirmed=True,
             )
             reader_id, pending_id, other_id = reader.id, pending.id, other.id
+            addresses = {r.id: r.email for r in (reader, pending, other)}
 
         server = uvicorn.Server(
             uvicorn.Config(web.create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning")
@@ -169,7 +171,8 @@ def run(out: Path, chromium: str, *, only: set[str] | None = None) -> list[Path]
         try:
 
             def url(purpose: str, subscriber_id: int) -> str:
-                return tokens.link(settings, subscriber_id, purpose)
+                reader = tokens.Recipient(subscriber_id, addresses[subscriber_id])
+                return tokens.link(settings, reader, purpose)
 
             files = tmp / "files"
             files.mkdir()
@@ -186,7 +189,8 @@ def run(out: Path, chromium: str, *, only: set[str] | None = None) -> list[Path]
                         },
                     ).text
                 )
-            (files / "digest-email.html").write_text(_digest_html(engine, settings, reader_id))
+            digest_html = _digest_html(engine, settings, reader_id, addresses[reader_id])
+            (files / "digest-email.html").write_text(digest_html)
             body = broadcast.prepare(
                 "Clapper now covers <b>Czech</b> and <b>Slovak</b> productions.\n"
                 "Follow them with /subscribe czech republic, slovakia."

@@ -13,7 +13,7 @@ def _example_lines() -> list[str]:
 
 
 def test_every_setting_is_documented_in_env_example():
-    documented = {line.split("=", 1)[0] for line in _example_lines() if re.match(r"^[A-Z_]+=", line)}
+    documented = {line.split("=", 1)[0] for line in _example_lines() if re.match(r"^[A-Z][A-Z0-9_]*=", line)}
     fields = {name.upper() for name in Settings.model_fields}
     assert fields - documented == set(), "settings missing from .env.example"
     assert documented - fields == set(), ".env.example names settings that do not exist"
@@ -22,7 +22,7 @@ def test_every_setting_is_documented_in_env_example():
 def test_every_setting_in_env_example_has_a_comment_above_it():
     lines = _example_lines()
     for i, line in enumerate(lines):
-        if re.match(r"^[A-Z_]+=", line):
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line):
             above = [prev for prev in lines[:i] if prev.strip()]
             assert above and above[-1].startswith("#"), f"no comment right above {line!r}"
 

@@ -54,8 +54,13 @@ def test_wrong_codes_are_limited_and_counted_across_transactions(engine, setting
         assert emails.verify(s, settings, chat_id=7, code="111111", now=now).reason == "too_many"
     with session_scope(engine) as s:
         assert emails.by_chat(s, 7).email_status == "pending"
-    # Asking again (after the resend delay) gives a fresh code and fresh attempts.
-    later = now + emails.RESEND_AFTER + timedelta(seconds=1)
+    # Asking again the same day renews nothing: no new code, no new guesses.
+    soon = now + emails.RESEND_AFTER + timedelta(seconds=1)
+    with pytest.raises(emails.EmailError) as refused, session_scope(engine) as s:
+        emails.request(s, settings, chat_id=7, address="a@example.org", now=soon, code="222222")
+    assert refused.value.reason == "too_many_wrong"
+    # A day after the first wrong code the address may try again, with a fresh code.
+    later = now + timedelta(days=1, seconds=1)
     with session_scope(engine) as s:
         emails.request(s, settings, chat_id=7, address="a@example.org", now=later, code="222222")
     with session_scope(engine) as s:

@@ -52,12 +52,15 @@ def list_id(settings: Settings) -> str:
     return f"Clapper digests <digests.{sender_domain(settings)}>"
 
 
-def unsubscribe_headers(settings: Settings, subscriber_id: int | None) -> dict[str, str]:
-    """List-Unsubscribe (https URL first, then a mailto) and, with a URL, RFC 8058 one-click POST."""
+def unsubscribe_headers(settings: Settings, subscriber_id: int | None, address: str) -> dict[str, str]:
+    """List-Unsubscribe (https URL first, then a mailto) and, with a URL, RFC 8058 one-click POST.
+
+    The token is bound to `address`, the one this message goes to."""
     if subscriber_id is None:
         return {}
-    url = tokens.link(settings, subscriber_id, "unsubscribe")
-    token = tokens.make_token(settings, subscriber_id, "unsubscribe")
+    reader = tokens.Recipient(subscriber_id, address)
+    url = tokens.link(settings, reader, "unsubscribe")
+    token = tokens.make_token(settings, reader, "unsubscribe")
     mailto = f"mailto:{sender_address(settings)}?subject={quote('unsubscribe ' + token)}"
     headers = {"List-Unsubscribe": f"<{url}>, <{mailto}>" if url else f"<{mailto}>"}
     if url and url.startswith(("https://", "http://")):
@@ -92,7 +95,7 @@ def build_message(
     message["To"] = to
     message["Subject"] = subject
     message["List-Id"] = list_id(settings)
-    for name, value in unsubscribe_headers(settings, subscriber_id).items():
+    for name, value in unsubscribe_headers(settings, subscriber_id, parseaddr(to)[1] or to).items():
         message[name] = value
     if text:
         message.set_content(text)

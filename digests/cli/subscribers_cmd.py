@@ -38,7 +38,7 @@ def add(
     """Add one email reader; a confirmation link is emailed unless --confirmed."""
     settings, engine = setup()
     try:
-        reader = emails.new_reader(email, country, section, frequency, follow)
+        reader = emails.new_reader(email, country, section, frequency, follow, smtputf8=settings.smtp_utf8)
         with session_scope(engine) as session:
             subscriber = emails.add_reader(session, settings, reader, confirmed=confirmed)
     except emails.EmailError as exc:
