@@ -15,14 +15,18 @@ from tests.bot_harness import Talk
 api, app, bot_settings = bot_harness.api, bot_harness.app, bot_harness.bot_settings
 
 CHAT = 613
-SOON = datetime.now(UTC) + timedelta(minutes=1)  # first seen after the chat's row exists
+
+
+def soon() -> datetime:
+    """A minute from now: first seen after the reader's row exists (computed per test, not at import)."""
+    return datetime.now(UTC) + timedelta(minutes=1)
 
 
 def add_article(engine, url, title, summary="", *, countries=(), sections=(), published=None,
-                seen=SOON) -> int:
+                seen=None) -> int:
     with session_scope(engine) as session:
         row = Article(url=url, title=title, summary=summary, published=published or date.today(),
-                      first_seen_at=seen)
+                      first_seen_at=seen or soon())
         session.add(row)
         session.flush()
         for c in countries:
@@ -84,7 +88,7 @@ async def test_follow_dry_run_whole_words_terms_list_search_and_the_digest(app, 
     assert "No article mentions “girl”" in (await me.say("/search girl")).plain
 
     # The digest: Belgium by the tag rule, Spain only through the phrase, with its why line.
-    report = queue.queue_due(engine, bot_settings, now=SOON + timedelta(minutes=1), force=True)
+    report = queue.queue_due(engine, bot_settings, now=soon() + timedelta(minutes=1), force=True)
     assert report.digests == 1
     sent = await deliver_once_async(engine, bot_settings, worker_id="t")
     assert sent.sent == 1

@@ -13,7 +13,7 @@ from digests.db import session_scope
 from digests.deliver import deliver_once_async
 from digests.models import Follow
 from tests.fakes.smtp import SMTPSink
-from tests.test_follows_bot import SOON, add_article
+from tests.test_follows_bot import add_article, soon
 from tests.test_web import _path, _reader, running, web_settings  # noqa: F401 - fixture by name
 
 
@@ -53,7 +53,7 @@ async def test_preferences_field_to_the_delivered_email(engine, web_settings):  
 
     async with SMTPSink() as sink:
         cfg = web_settings.model_copy(update=sink.settings())
-        report = queue.queue_due(engine, cfg, now=SOON + timedelta(minutes=1), force=True)
+        report = queue.queue_due(engine, cfg, now=soon() + timedelta(minutes=1), force=True)
         assert report.digests == 1
         await deliver_once_async(engine, cfg, worker_id="t")
     [mail] = sink.to("ann@example.org")
