@@ -97,7 +97,9 @@ def compose_section(
     """Compose a Telegram and an email digest for every subscriber: cached vs one render each."""
     rng = random.Random(20251124)
     settings = Settings(
-        _env_file=None, public_base_url="https://clapper.example", secret_key="bench-secret-key"
+        _env_file=None,
+        public_base_url="https://clapper.example",
+        secret_key="bench-secret-key-0123456789abcdef-01",
     )
     pairs = make_articles(articles, rng)
     views = {v.id: v for v, _ in pairs}
@@ -326,7 +328,7 @@ def telegram_section(messages: int = 300) -> list[Row]:
         settings = Settings(
             _env_file=None,
             database_url=url,
-            secret_key="bench-secret-key",
+            secret_key="bench-secret-key-0123456789abcdef-01",
             telegram_bot_token=api.token,
             telegram_api_base_url=api.base_url,
             telegram_api_file_url=api.base_file_url,
@@ -401,7 +403,7 @@ def email_section(messages: int = 500) -> list[Row]:
 
     base = Settings(
         _env_file=None,
-        secret_key="bench-secret-key",
+        secret_key="bench-secret-key-0123456789abcdef-01",
         public_base_url="https://clapper.example",
         mail_from="Clapper <news@clapper.example>",
     )

@@ -2,7 +2,10 @@
 
 Baselines measured in the same run:
 - parse+store against parse only (what the store costs),
-- the batched store (one transaction per page) against a naive one-commit-per-record store.
+- the batched store (one transaction per page) against a naive one-commit-per-record store,
+- the feed path against the one before issue 11 (`bench/baseline_rss.py`: feedparser and
+  BeautifulSoup for everything; `bench/baseline_store.py`: an ORM object per new article), parse
+  alone and parse+store.
 
 SQLite always; PostgreSQL when CLAPPER_TEST_DATABASE_URL or --pg names a server (a scratch
 database is created and dropped). Run: .venv/bin/python bench/ingest.py [--records N] [--pg URL]
@@ -24,7 +27,10 @@ from html import escape
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import baseline_rss  # noqa: E402  (bench/, beside this file)
+import baseline_store  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 from sqlmodel import Session  # noqa: E402
@@ -148,6 +154,13 @@ def store_batched(engine: Engine, articles: list[ParsedArticle]) -> None:
         session.commit()
 
 
+def store_before(engine: Engine, articles: list[ParsedArticle]) -> None:
+    """The store before issue 11 (an ORM object per new article), for the feed path's baseline."""
+    with Session(engine) as session:
+        baseline_store.upsert_articles(session, ingest.normalise(articles), source_id=None, now=NOW)
+        session.commit()
+
+
 def store_naive(engine: Engine, articles: list[ParsedArticle]) -> None:
     """The baseline: one transaction per record, as a straightforward loop would do."""
     for a in ingest.normalise(articles):
@@ -168,7 +181,14 @@ def timed_store(
     return n / best
 
 
-def bench_database(label: str, engine: Engine, inputs: dict, rows: list[tuple[str, str, float, str]]) -> None:
+def bench_database(
+    label: str, engine: Engine, inputs: dict, rows: list[tuple[str, str, float, str]], old_feed
+) -> None:
+    n_old, parse_old = old_feed
+    old = timed_store(engine, n_old, parse_old, store_before, repeat=3)
+    new = timed_store(engine, n_old, inputs["feed"][1], store_batched, repeat=3)
+    rows.append((label, "feed: parse+store, before issue 11", old, "baseline"))
+    rows.append((label, "feed: parse+store, now", new, f"{new / old:.2f}x before"))
     for name, (n, parse, parse_rate) in inputs.items():
         batched = timed_store(engine, n, parse, store_batched, repeat=3)
         naive = timed_store(engine, n, parse, store_naive, repeat=1)
@@ -207,11 +227,18 @@ def main() -> int:
     def parse_feed() -> list[ParsedArticle]:
         return rss.parse(feed).articles
 
+    def parse_feed_before() -> list[ParsedArticle]:
+        return baseline_rss.parse(feed).articles
+
+    assert len(parse_feed_before()) == n
+
     rows: list[tuple[str, str, float, str]] = []
     listing_rate = best_rate(n, parse_listing)
     feed_rate = best_rate(n, parse_feed)
     rows.append(("-", f"listing ({n} records): parse", listing_rate, "baseline"))
-    rows.append(("-", f"feed ({n} items): parse", feed_rate, "baseline"))
+    feed_before = best_rate(n, parse_feed_before)
+    rows.append(("-", f"feed ({n} items): parse, before issue 11", feed_before, "baseline"))
+    rows.append(("-", f"feed ({n} items): parse", feed_rate, f"{feed_rate / feed_before:.2f}x before"))
     html = make_listing_html(n)
     assert len(listing.parse(html, base_url="https://example.org/").articles) == n
     html_rate = best_rate(n, lambda: listing.parse(html, base_url="https://example.org/"))
@@ -223,7 +250,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         engine = db.init(url)
-        bench_database("SQLite", engine, inputs, rows)
+        bench_database("SQLite", engine, inputs, rows, (n, parse_feed_before))
         engine.dispose()
 
     if args.pg:
@@ -234,7 +261,7 @@ def main() -> int:
         try:
             url = make_url(args.pg).set(database=name).render_as_string(hide_password=False)
             engine = db.init(url)
-            bench_database("PostgreSQL", engine, inputs, rows)
+            bench_database("PostgreSQL", engine, inputs, rows, (n, parse_feed_before))
             engine.dispose()
         finally:
             with admin.connect() as conn:

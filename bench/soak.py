@@ -222,7 +222,7 @@ def main() -> int:
             HTTP_RETRIES="0",
             LOG_JSON="true",
             LOG_LEVEL="WARNING",
-            SECRET_KEY="soak-secret",
+            SECRET_KEY="soak-secret-key-0123456789abcdef-0123456789",
             PUBLIC_BASE_URL="",
             PYTHONPATH=str(ROOT),
         )

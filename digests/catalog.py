@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -12,6 +13,9 @@ from rapidfuzz import fuzz, process
 
 COUNTRY = "country"
 SECTION = "section"
+# A feed category that is neither a known section nor a country: stored and matched like a section
+# name, never listed among the sections.
+TAG = "tag"
 
 # The film press's spellings win over ISO's where they differ (Cineuropa writes "Czech Republic").
 _CANONICAL_OVERRIDES = {
@@ -175,12 +179,46 @@ def lookup_section(text: str) -> str | None:
     return _section_table().get(normalize(text))
 
 
+# A tag is a short label from a source's meta line or <category>; longer is junk or an attack.
+TAG_MAX_LENGTH = 60
+_MARKUP = re.compile(r"<[^<>]*>")
+# Control characters, and the bidi overrides that can make a label read differently than it sorts.
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def strip_markup(text: str) -> str:
+    """`text` without tags, stray angle brackets or control characters, spaces collapsed."""
+    text = _INVISIBLE.sub(" ", _MARKUP.sub(" ", text))
+    return " ".join(text.replace("<", " ").replace(">", " ").split())
+
+
+def clean_tag(text: str) -> str:
+    """A source's tag as plain text: markup and control characters removed, spaces collapsed,
+    at most TAG_MAX_LENGTH characters (cut at a word when possible). May return ''."""
+    text = strip_markup(text)
+    if len(text) > TAG_MAX_LENGTH:
+        cut = text[:TAG_MAX_LENGTH]
+        text = cut.rsplit(" ", 1)[0] if " " in cut[TAG_MAX_LENGTH // 2 :] else cut
+    return text.strip(" ,;:|/")
+
+
+def clean_tags(values: Iterable[str]) -> tuple[str, ...]:
+    """Each tag cleaned, empty ones dropped, each once."""
+    return tuple(dict.fromkeys(tag for tag in map(clean_tag, values) if tag))
+
+
+def clean_text(text: str) -> str:
+    """A source's title, summary or URL as one line of text: control characters (which break
+    Telegram, and PostgreSQL for NUL) and bidi overrides become spaces, spaces collapse."""
+    return " ".join(_INVISIBLE.sub(" ", text).split())
+
+
 def canonical_section(text: str) -> str:
-    """A section's canonical name; an unknown one is kept, tidied, never dropped."""
-    known = lookup_section(text)
+    """A section's canonical name; an unknown one is kept, cleaned (clean_tag), never dropped."""
+    cleaned = clean_tag(text)
+    known = lookup_section(cleaned)
     if known:
         return known
-    cleaned = " ".join(text.split())
     return cleaned[:1].upper() + cleaned[1:]
 
 

@@ -17,11 +17,13 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import css_inline
 import jinja2
 
 from digests.config import TEMPLATES_DIR
+from digests.email_groups import EmailGroup, capped, choose_caps, is_production, newest_groups_first
 
 TELEGRAM_LIMIT = 4096  # characters (UTF-16 code units) after entity parsing
 
@@ -41,6 +43,9 @@ PHRASES_MARK = "CLAPPER-PHRASES-BLOCK"
 # Plain tokens that survive escaping and CSS inlining; replaced per subscriber after the cache.
 UNSUBSCRIBE_PLACEHOLDER = "CLAPPER-PERSONAL-UNSUBSCRIBE-URL"
 PREFERENCES_PLACEHOLDER = "CLAPPER-PERSONAL-PREFERENCES-URL"
+VIEW_PLACEHOLDER = "CLAPPER-PERSONAL-VIEW-URL"
+# Gmail clips a message over 102 KB and hides the rest, the unsubscribe footer included.
+EMAIL_MAX_BYTES = 100_000
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -52,6 +57,19 @@ class TemplateError(RuntimeError):
         self.template, self.line = template, line
         where = f"{template}:{line}" if line else template
         super().__init__(f"template {where}: {message}")
+
+
+def safe_href(url: str) -> str | None:
+    """`url` fit for an href, or None: only http(s) with a host, so a source can never slip in a
+    `javascript:`, `data:` or relative link; the template escapes it as an attribute."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or not url[:8].lower().startswith(
+        ("https://", "http://")
+    ):
+        return None
+    # Telegram rejects an href with whitespace or control characters; scraped URLs carry some.
+    return re.sub(r"[\s\x00-\x1f\x7f]", lambda m: f"%{ord(m.group()):02X}", url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +88,7 @@ class ArticleView:
     @property
     def link(self) -> str | None:
         """The URL to link, or None (text-only `clapper:text/...` pages, anything not http)."""
-        if not self.url.startswith(("https://", "http://")):
-            return None
-        # Telegram rejects an href with whitespace; scraped URLs occasionally carry some.
-        return re.sub(r"\s", lambda m: f"%{ord(m.group()):02X}", self.url.strip())
+        return safe_href(self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +109,7 @@ class DigestContext:
             if aid == article_id:
                 return phrase
         return None
+    archive_url: str = ""  # the public /archive page ("N more in Italy" links), when there is one
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +133,21 @@ class EmailDigest:
     template: str
     article_count: int
 
-    def personalise(self, unsubscribe_url: str | None, preferences_url: str | None) -> EmailDigest:
+    def personalise(
+        self, unsubscribe_url: str | None, preferences_url: str | None, view_url: str | None = None
+    ) -> EmailDigest:
         """This digest with one subscriber's links in place of the shared placeholders."""
         page, text = self.html, self.text
         for placeholder, url in (
             (UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url),
             (PREFERENCES_PLACEHOLDER, preferences_url),
+            (VIEW_PLACEHOLDER, view_url),
         ):
+            if url is None and placeholder == VIEW_PLACEHOLDER:
+                # Callers that have no page for this digest drop the "view in browser" line.
+                page = re.sub(r"<!--view-->.*?<!--/view-->", "", page, flags=re.S)
+                text = re.sub(r"(?m)^.*" + VIEW_PLACEHOLDER + r".*\n?", "", text)
+                continue
             if placeholder in text or placeholder in page:
                 if url is None:
                     raise ValueError("this digest was composed with links; pass the subscriber's URLs")
@@ -151,17 +175,50 @@ def telegram_length(text_html: str) -> int:
     return len(plain.encode("utf-16-le")) // 2
 
 
+# Text templates print as is (subjects, plain-text parts, labels, CLI); everything else is HTML and
+# escaped, so a template or shared file that forgets its suffix fails safe (visible `&amp;`), never
+# live markup. None (a template built from a string or a macro called from Python) stays text.
+_TEXT_SUFFIXES = (".txt.j2", ".subject.j2")
+
+
 def _html_autoescape(name: str | None) -> bool:
-    # _macros.j2 is deliberately not escaped: its macros return plain text, which HTML callers
-    # escape when they print it and text templates print as is.
-    return bool(name) and name.endswith((".html.j2", ".html"))
+    return bool(name) and not name.endswith(_TEXT_SUFFIXES)
+
+
+class _Loader(jinja2.FileSystemLoader):
+    """templates/ on disk, where a shared file `_NAME.j2` is also reachable as `_NAME.txt.j2`.
+
+    Jinja escapes a macro's output by the rule of the file that defines it, and the caller then
+    treats it as safe: HTML callers import `_macros.j2` (escaped), text callers `_macros.txt.j2`,
+    the same source compiled without escaping. One wording, two escape modes.
+    """
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        try:
+            return super().get_source(environment, template)
+        except jinja2.TemplateNotFound:
+            leaf = template.rpartition("/")[2]
+            if not (leaf.startswith("_") and leaf.endswith(".txt.j2")):
+                raise
+            return super().get_source(environment, template.removesuffix(".txt.j2") + ".j2")
+
+
+# One inliner for every email: without keep_at_rules css-inline drops the @media rules, i.e. the
+# dark and mobile styles (it then writes them back into a single <style>).
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+
+
+def inline_css(page: str) -> str:
+    """`page` with its <style> rules inlined and its @media rules kept in a <style>."""
+    return _INLINER.inline(page)
+
 
 
 @lru_cache(maxsize=8)
 def make_environment(path: str | Path = TEMPLATES_DIR) -> jinja2.Environment:
     """The one Jinja2 environment over `path` (templates/ by default)."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(path)),
+        loader=_Loader(str(path)),
         undefined=jinja2.StrictUndefined,
         autoescape=_html_autoescape,
         trim_blocks=True,
@@ -170,6 +227,7 @@ def make_environment(path: str | Path = TEMPLATES_DIR) -> jinja2.Environment:
     )
     env.filters["date"] = fmt_date
     env.filters["day"] = fmt_day
+    env.filters["href"] = safe_href  # for views without ArticleView.link: '' or None = no link
     return env
 
 
@@ -270,14 +328,11 @@ class Composer:
     env: jinja2.Environment = field(default_factory=make_environment)
     telegram_limit: int = TELEGRAM_LIMIT
     email_max_articles: int = 50
+    email_max_bytes: int = EMAIL_MAX_BYTES
     renders: int = 0
     cache_hits: int = 0
     _cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
     _css: str | None = field(default=None, repr=False)
-    _inliner: css_inline.CSSInliner = field(
-        default_factory=lambda: css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True),
-        repr=False,
-    )
 
     @classmethod
     def for_settings(cls, settings: Any, **kw: Any) -> Composer:
@@ -483,26 +538,41 @@ class Composer:
 
     def _email(self, articles: Sequence[ArticleView], ctx: DigestContext) -> EmailDigest:
         by, groups = group_articles(articles, ctx.followed)
-        shown_items = _flatten(groups)[: self.email_max_articles]
-        shown = _regroup(shown_items)
-        shown_ids = {a.id for _, a in shown_items}
-        more = [a for _, a in _flatten(groups) if a.id not in shown_ids]
+        groups = newest_groups_first(groups)
         links = (
-            {"unsubscribe": UNSUBSCRIBE_PLACEHOLDER, "preferences": PREFERENCES_PLACEHOLDER}
+            {
+                "unsubscribe": UNSUBSCRIBE_PLACEHOLDER,
+                "preferences": PREFERENCES_PLACEHOLDER,
+                "view": VIEW_PLACEHOLDER,
+            }
             if ctx.has_links
             else None
         )
         context = dict(
             phrases_mark=PHRASES_MARK,
-            groups=shown,
-            more=more,
             grouped_by=by,
             ctx=ctx,
             article_count=len(articles),
+            all_production=bool(articles) and all(is_production(a) for a in articles),
             group_names=[g.name for g in groups if g.name],
             links=links,
         )
         subject = " ".join(render(self.env, EMAIL_SUBJECT, **context).split())
-        page = render(self.env, EMAIL_HTML, subject=subject, **context)
-        text = render(self.env, EMAIL_TEXT, subject=subject, **context).strip() + "\n"
-        return EmailDigest(subject, self._inliner.inline(page), text, EMAIL_HTML, len(articles))
+        built: dict[tuple[int, ...], tuple[list[EmailGroup], str]] = {}
+
+        def build(caps: Sequence[int]) -> tuple[list[EmailGroup], str]:
+            key = tuple(caps)
+            if key not in built:
+                shown = [capped(g, c, by, ctx) for g, c in zip(groups, caps, strict=True)]
+                page = inline_css(render(self.env, EMAIL_HTML, subject=subject, groups=shown, **context))
+                built[key] = shown, page
+            return built[key]
+
+        caps = choose_caps(
+            len(groups),
+            max(1, self.email_max_articles // max(len(groups), 1)),
+            lambda caps: len(build(caps)[1].encode()) <= self.email_max_bytes,
+        )
+        shown, page = build(caps)
+        text = render(self.env, EMAIL_TEXT, subject=subject, groups=shown, **context).strip() + "\n"
+        return EmailDigest(subject, page, text, EMAIL_HTML, len(articles))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from email.utils import getaddresses
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 SAMPLE_LISTING = Path(__file__).resolve().parent / "samples" / "production-belgium.txt"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_URL_UNSAFE = re.compile(r"[\s<>\"',]")
 
 
 class Settings(BaseSettings):
@@ -50,11 +55,24 @@ class Settings(BaseSettings):
     mail_from: str = "Clapper <clapper@localhost>"
     email_max_articles: int = 50
 
+    # Newsletter authentication and inbound mail (bounces, complaints, mailed unsubscribes)
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_private_key_file: str = ""
+    bounce_domain: str = ""
+    inbound_host: str = "127.0.0.1"
+    # 0: `clapper run` starts no inbound listener (an MTA may pipe to `clapper inbound --file -`).
+    inbound_port: int = 0
+
     # Web (confirm / unsubscribe / preferences)
     public_base_url: str = ""
     web_host: str = "127.0.0.1"
     web_port: int = 8000
-    secret_key: str = "change-me"
+    # Unset: generated beside a SQLite database, refused with PostgreSQL (digests/secrets_rule.py).
+    secret_key: str = ""
+    # The public /subscribe form: sign-ups allowed per client IP per hour and per address per day.
+    signup_per_ip_per_hour: int = 5
+    signup_per_address_per_day: int = 3
 
     # Ingest
     # A float so tests and benches can ingest every few seconds (0.05 = 3 s).
@@ -64,6 +82,8 @@ class Settings(BaseSettings):
     http_backoff: float = 1.0
     http_user_agent: str = "ClapperBot/0.1 (+https://github.com/clapper-news/clapper)"
     listing_max_pages: int = 3
+    http_max_bytes: int = 10 * 1024 * 1024
+    summary_max_chars: int = 1000
 
     # Digests
     default_timezone: str = "Europe/Brussels"
@@ -95,6 +115,33 @@ class Settings(BaseSettings):
             return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
         return value
 
+    # Values that end up in email headers (From, Message-ID, List-Id, List-Unsubscribe) or HTTP
+    # headers (User-Agent): a line break there is header injection, or a crash at send time.
+    @field_validator("mail_from", "public_base_url", "telegram_webhook_url", "http_user_agent")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if _CONTROL.search(value):
+            raise ValueError("must be one line without control characters (CR, LF, tab…)")
+        return value.strip()
+
+    @field_validator("mail_from")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        found = getaddresses([value])
+        address = found[0][1] if len(found) == 1 else ""
+        local, at, domain = address.rpartition("@")
+        if not (at and local and domain) or not address.isascii() or any(c in address for c in ' <>,;"'):
+            raise ValueError(f"is not an address like 'Clapper <news@example.org>': {value!r}")
+        return value
+
+    @field_validator("public_base_url", "telegram_webhook_url")
+    @classmethod
+    def _web_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc or _URL_UNSAFE.search(value)):
+            raise ValueError(f"must be an http(s) URL like https://news.example.org: {value!r}")
+        return value
+
     @property
     def telegram_enabled(self) -> bool:
         return bool(self.telegram_bot_token)
@@ -103,11 +150,24 @@ class Settings(BaseSettings):
     def email_enabled(self) -> bool:
         return bool(self.smtp_host)
 
+    @property
+    def dkim_enabled(self) -> bool:
+        return bool(self.dkim_domain and self.dkim_selector and self.dkim_private_key_file)
+
     def secret(self) -> str:
-        """The signing key; refuses the placeholder once the app is reachable from outside."""
-        if self.public_base_url and self.secret_key == "change-me":
-            raise ValueError("SECRET_KEY must be set to a random value when PUBLIC_BASE_URL is set")
-        return self.secret_key
+        """The key every token and secret is derived from, or secrets_rule.WeakSecret (a ValueError)."""
+        from digests import secrets_rule
+
+        return secrets_rule.resolve(self.secret_key, self.database_url)
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """One line naming each refused setting as the operator wrote it (MAIL_FROM: …)."""
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]).upper() if error.get("loc") else "settings"
+        problems.append(f"{name} {error['msg'].removeprefix('Value error, ')}")
+    return "Refused settings: " + "; ".join(problems)
 
 
 @lru_cache

@@ -34,7 +34,9 @@ def articles_table(articles: Iterable[ParsedArticle], *, title: str | None = Non
         if a.kind == "interview":
             headline = f"[italic]Interview[/italic] · {headline}"
         body = f"{headline}\n[dim]{escape(a.summary)}[/dim]" if a.summary else headline
-        table.add_row(a.published.isoformat(), body, ", ".join(a.sections), ", ".join(a.countries))
+        # Tags come from sources too: Rich markup in them is text ("[/b]" would raise).
+        tags = (escape(", ".join(a.sections)), escape(", ".join(a.countries)))
+        table.add_row(a.published.isoformat(), body, *tags)
     return table
 
 

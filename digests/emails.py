@@ -11,7 +11,6 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import css_inline
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import update
 from sqlmodel import Session, select
@@ -55,7 +54,7 @@ class RenderedEmail:
 def render_email(stem: str, **context: object) -> RenderedEmail:
     """templates/email/<stem>.{subject,html,txt}.j2 rendered with the same context."""
     subject = " ".join(render(f"email/{stem}.subject.j2", **context).split())
-    html = css_inline.inline(render(f"email/{stem}.html.j2", **context))
+    html = compose.inline_css(render(f"email/{stem}.html.j2", **context))
     text = render(f"email/{stem}.txt.j2", **context).strip() + "\n"
     return RenderedEmail(subject, html, text)
 

@@ -26,6 +26,32 @@ _CELL_SPLIT = re.compile(r"[;|,]")
 _FOLLOWS_SPLIT = re.compile(r"[;|]")
 # An export carries the status; such rows are not mailed again by re-importing the file.
 _NOT_REIMPORTED = {"unsubscribed", "bounced"}
+# OWASP CSV injection: a spreadsheet runs a cell starting with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Python's csv refuses longer cells (csv.field_size_limit() is 128 KiB unless raised).
+MAX_CELL_BYTES = 128 * 1024
+# What the report shows of a raw cell: control characters (a terminal obeys them) as escapes.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters and bidi overrides written as \\xNN / \\uNNNN escapes."""
+
+    def escape(match: re.Match) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
+
+    return _CONTROL.sub(escape, text)
+
+
+def neutralise(cell: str) -> str:
+    """A cell a spreadsheet shows as text: formula starts get a leading apostrophe (OWASP)."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
+def _unneutralise(cell: str) -> str:
+    # Re-importing an export gives back the address as it was.
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
 
 
 @dataclass(frozen=True)
@@ -33,6 +59,11 @@ class BadRow:
     line: int
     email: str
     reason: str
+
+    def __post_init__(self) -> None:
+        # Reasons quote the input; neither may carry raw control characters to a terminal.
+        object.__setattr__(self, "email", printable(self.email))
+        object.__setattr__(self, "reason", printable(self.reason))
 
 
 @dataclass
@@ -67,11 +98,23 @@ def parse(text: str, *, smtputf8: bool = False) -> tuple[list[ParsedRow], list[B
     good: list[ParsedRow] = []
     bad: list[BadRow] = []
     seen: dict[str, int] = {}
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # The reader cannot resync after a broken row: report where, keep what came before.
+            too_big = "field larger than field limit" in str(exc)
+            why = f"a cell is larger than {MAX_CELL_BYTES // 1024} KiB" if too_big else f"not CSV ({exc})"
+            # line_num counts the lines read before the broken row, which starts on the next one.
+            bad.append(BadRow(reader.line_num + 1, "", f"{why}; the rest of the file was not read"))
+            break
         # line_num is where the row ends; quoted cells may hold newlines, blank lines are skipped.
         cells = [v for v in row.values() if isinstance(v, str)] + list(row.get(None) or [])
         line = reader.line_num - sum(cell.count("\n") for cell in cells)
-        raw_email = (row.get("email") or "").strip()
+        raw_email = _unneutralise((row.get("email") or "").strip())
         if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
             continue  # blank line
         if None in row:
@@ -153,6 +196,7 @@ def export_csv(session: Session, *, status: str | None = None) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*COLUMNS, "status"])
     for r in emails.list_readers(session, status=status):
-        writer.writerow([r.email, ";".join(r.countries), ";".join(r.sections), r.frequency,
-                         ";".join(r.follows), r.status])
+        cells = [r.email, ";".join(r.countries), ";".join(r.sections), r.frequency, ";".join(r.follows),
+                 r.status]
+        writer.writerow([neutralise(cell) for cell in cells])
     return out.getvalue()

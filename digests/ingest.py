@@ -12,14 +12,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from bs4 import UnicodeDammit
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
-from digests import store
+from digests import catalog, store
 from digests.config import Settings
 from digests.models import Source
 from digests.sources import ParsedArticle, ParsedPage, listing, rss
@@ -46,6 +46,7 @@ class SourceResult:
     unchanged: int = 0
     pages: int = 0
     skipped_records: int = 0
+    merged: int = 0  # records that repeated an earlier one's URL (and guid) and were folded into it
     not_modified: bool = False  # 304: nothing new since the last fetch
     deferred: bool = False  # backing off after repeated failures; not fetched this run
     error: str | None = None
@@ -107,16 +108,42 @@ def canonical_url(url: str) -> str:
 
 
 def normalise(articles: Iterable[ParsedArticle]) -> list[ParsedArticle]:
-    """Canonical URLs, tidy text, and each URL once (first wins: listings are newest first)."""
-    seen: set[str] = set()
+    """Canonical URLs, tidy text, clean tags, and each URL once (first wins: listings are newest
+    first). Whatever parser produced them, what reaches the store is plain text."""
+    return normalise_counted(articles)[0]
+
+
+def normalise_counted(articles: Iterable[ParsedArticle]) -> tuple[list[ParsedArticle], int]:
+    """`normalise`, plus how many records were merged into an earlier one with the same URL.
+
+    Feed items that share a link but carry distinct guids (a festival feed linking every
+    screening to one programme page) stay distinct: the first keeps the plain URL, each later one
+    is keyed `URL#guid` (the link still opens the same page)."""
+    guids: dict[str, str | None] = {}
     out: list[ParsedArticle] = []
+    merged = 0
     for a in articles:
-        url = canonical_url(a.url)
-        if url in seen:
-            continue
-        seen.add(url)
-        out.append(replace(a, url=url, title=" ".join(a.title.split()), summary=" ".join(a.summary.split())))
-    return out
+        url = canonical_url(catalog.clean_text(a.url))
+        if url in guids:
+            first_guid = guids[url]
+            if a.guid and first_guid and a.guid != first_guid:
+                url = f"{url}#{quote(a.guid, safe='')}"
+            if url in guids:
+                merged += 1
+                continue
+        guids[url] = a.guid
+        out.append(
+            replace(
+                a,
+                url=url,
+                title=catalog.clean_text(a.title),
+                summary=catalog.clean_text(a.summary),
+                sections=catalog.clean_tags(a.sections),
+                countries=catalog.clean_tags(a.countries),
+                tags=catalog.clean_tags(a.tags),
+            )
+        )
+    return out, merged
 
 
 def detect_format(data: bytes | str, content_type: str = "") -> str:
@@ -134,6 +161,7 @@ def parse_document(
     base_url: str | None = None,
     now: datetime | None = None,
     encoding: str | None = None,
+    summary_max: int = rss.SUMMARY_MAX_CHARS,
 ) -> ParsedPage:
     """A listing page or a feed, whichever `fmt` says (or `data` looks like).
 
@@ -142,7 +170,7 @@ def parse_document(
     kind = detect_format(data, content_type) if fmt == "auto" else fmt
     if kind == "rss":
         try:
-            return rss.parse(data, base_url=base_url, fetched=fetched)
+            return rss.parse(data, base_url=base_url, fetched=fetched, summary_max=summary_max)
         except rss.FeedError as exc:
             raise ParseError(str(exc)) from exc
     text = decode(data, encoding) if isinstance(data, bytes) else data
@@ -178,7 +206,16 @@ def _store(
     session: Session, result: SourceResult, page: ParsedPage, *, source_id: int | None, now: datetime
 ) -> int:
     known = {x.url for x in result.articles}  # an article repeated on the next page counts once
-    articles = [a for a in normalise(page.articles) if a.url not in known]
+    normalised, merged = normalise_counted(page.articles)
+    if merged:
+        log.info(
+            "%s: %d records merged into an earlier one with the same link",
+            result.name,
+            merged,
+            extra={"event": "ingest_merged", "source": result.name, "merged": merged},
+        )
+    articles = [a for a in normalised if a.url not in known]
+    result.merged += merged
     up = store.upsert_articles(session, articles, source_id=source_id, now=now)
     result.articles.extend(articles)
     result.new += up.new
@@ -217,10 +254,14 @@ def ingest_file(
     fmt: str = "auto",
     dry_run: bool = False,
     now: datetime | None = None,
+    base_url: str | None = None,
 ) -> SourceResult:
-    """A saved listing page (HTML or text) or feed. Raises OSError/ParseError: the caller asked for it."""
+    """A saved listing page (HTML or text) or feed; `base_url` is where it was saved from (relative
+    links resolve against it). Raises OSError/ParseError: the caller asked for it."""
     path = Path(path)
-    page = parse_document(path.read_bytes(), fmt=fmt, now=now)
+    page = parse_document(
+        path.read_bytes(), fmt=fmt, now=now, base_url=base_url, summary_max=settings.summary_max_chars
+    )
     return ingest_page(engine, page, name=path.name, url=str(path), dry_run=dry_run, now=now)
 
 
@@ -262,6 +303,7 @@ def ingest_url(
                         base_url=r.url,
                         now=now,
                         encoding=r.encoding,
+                        summary_max=settings.summary_max_chars,
                     )
 
                 def consume(p: ParsedPage) -> int:

@@ -24,7 +24,8 @@ def _pair(item: Any) -> Tag:
     else:
         kind, value = item.kind, item.value
     # Values are canonical names from the catalog; casefolding only guards against stray case.
-    return kind, value.casefold()
+    # A free tag (a feed category the catalog does not know) matches a section of that name.
+    return ("section" if kind == "tag" else kind), value.casefold()
 
 
 def subscription_key(subs: Iterable[Any]) -> SubscriptionKey:

@@ -196,6 +196,29 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, index=True)
 
 
+class InboundEvent(SQLModel, table=True):
+    """One message `clapper inbound` read: a bounce, complaint or mailed unsubscribe, and its outcome.
+
+    Soft bounces are counted from here (3 within 7 days bounce the address); the rest is the audit
+    trail behind each reader's status and the counts in `clapper status`.
+    """
+
+    __table_args__ = (Index("ix_inbound_event_subscriber_kind", "subscriber_id", "kind", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # hard_bounce | soft_bounce | complaint | unsubscribe | ignored | unmatched | forged
+    kind: str = Field(index=True)
+    # What it changed: bounced | unsubscribed | none
+    outcome: str = "none"
+    subscriber_id: int | None = Field(
+        default=None,
+        sa_column=Column(ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=True),
+    )
+    outbox_id: int | None = None  # the message the token names (no key: outbox rows may be pruned)
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
 @event.listens_for(Article, "before_insert")
 @event.listens_for(Article, "before_update")
 def _article_search_text(_mapper, _connection, article: Article) -> None:

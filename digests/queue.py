@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
@@ -186,6 +187,7 @@ def _context(s: Subscriber, channel: str, followed, settings: Settings, now: dat
         period_start=local - timedelta(days=7) if frequency == "weekly" else None,
         has_links=bool(settings.public_base_url),
         because=because,
+        archive_url=f"{settings.public_base_url.rstrip('/')}/archive" if settings.public_base_url else "",
     )
 
 
@@ -273,6 +275,12 @@ def plan(
     return planned
 
 
+def view_link(settings: Settings, reader: tokens.Holder, digest_key: str) -> str | None:
+    """The signed web page of one email digest (the token names the reader, `key` their digest)."""
+    url = tokens.link(settings, reader, "view")
+    return f"{url}&{urlencode({'key': digest_key})}" if url else None
+
+
 def message_rows(item: Planned, settings: Settings, *, now: datetime) -> list[dict]:
     """The outbox rows (as column values) for one planned digest; none when there is nothing to send."""
     key = f"digest:{now.isoformat()}"
@@ -306,6 +314,7 @@ def message_rows(item: Planned, settings: Settings, *, now: datetime) -> list[di
         mail = item.email.personalise(
             tokens.link(settings, reader, "unsubscribe"),
             tokens.link(settings, reader, "preferences"),
+            view_link(settings, reader, key),
         )
         return [
             {

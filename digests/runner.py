@@ -43,6 +43,7 @@ class Parts:
     scheduler: bool = True
     worker: bool = True
     web: bool = False
+    inbound: bool = False  # the SMTP listener for bounces and mailed unsubscribes (digests.inbound)
 
 
 def worker_id(prefix: str = "run") -> str:
@@ -95,9 +96,7 @@ async def _web(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
         def capture_signals(self):
             yield
 
-    server = _Server(
-        uvicorn.Config(app, host=settings.web_host, port=settings.web_port, log_config=None, lifespan="auto")
-    )
+    server = _Server(web.server_config(app, settings))
 
     async def serving() -> None:
         try:
@@ -119,6 +118,16 @@ async def _web(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
         return
     server.should_exit = True
     await task
+
+
+async def _inbound(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
+    from digests.inbound import server
+
+    try:
+        await server.serve(settings, engine, stop)
+    except OSError as exc:
+        where = f"{settings.inbound_host}:{settings.inbound_port}"
+        raise ConfigError(f"inbound SMTP could not listen on {where} ({exc.strerror})") from None
 
 
 async def _worker(settings: Settings, engine: Engine, stop: asyncio.Event, wid: str) -> None:
@@ -153,6 +162,8 @@ async def serve(
         coros["worker"] = _worker(settings, engine, stop, wid)
     if parts.web:
         coros["web"] = _web(settings, engine, stop)
+    if parts.inbound:
+        coros["inbound"] = _inbound(settings, engine, stop)
     log.info("service starting", extra={"event": "run.start", "parts": sorted(coros), "worker_id": wid})
 
     tasks = {asyncio.create_task(coro, name=name): name for name, coro in coros.items()}

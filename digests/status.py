@@ -17,6 +17,7 @@ from sqlmodel import select
 from digests import outbox, store
 from digests.config import Settings
 from digests.db import session_scope
+from digests.inbound import events
 from digests.models import Outbox, Source, utcnow
 
 
@@ -46,6 +47,8 @@ class Status:
     dead_24h: int
     last_ingest_success_at: datetime | None
     problems: list[str] = field(default_factory=list)
+    # What `clapper inbound` read in the last 24 h, by kind (hard_bounce, complaint, unsubscribe...).
+    inbound_24h: dict[str, int] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -106,6 +109,7 @@ def collect(
         ).one()
         sent_24h = outbox.sent_since(session, day_ago)
         dead_24h = outbox.dead_since(session, day_ago)
+        inbound_24h = events.counts_since(session, day_ago)
 
     successes = [s.last_success_at for s in sources if s.enabled and s.last_success_at]
     status = Status(
@@ -119,6 +123,7 @@ def collect(
         sent_24h=sent_24h,
         dead_24h=dead_24h,
         last_ingest_success_at=max(successes) if successes else None,
+        inbound_24h=inbound_24h,
     )
 
     age = status.oldest_ready_age

@@ -13,8 +13,9 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import delete, func, insert
 from sqlmodel import Session, col, select
 
-from digests.catalog import COUNTRY, SECTION
+from digests.catalog import COUNTRY, SECTION, TAG
 from digests.models import Article, ArticleTag, Source
+from digests.phrases import search_text
 from digests.sources import ParsedArticle, article_json
 
 _CHUNK = 500  # bound parameters per IN (…): SQLite allows 32766, but keep statements small
@@ -51,10 +52,16 @@ def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
         yield items[i : i + size]
 
 
+def _tag_pairs(a: ParsedArticle) -> set[tuple[str, str]]:
+    return (
+        {(SECTION, v) for v in a.sections}
+        | {(COUNTRY, v) for v in a.countries}
+        | {(TAG, v) for v in a.tags}
+    )
+
+
 def _tag_rows(article_id: int, a: ParsedArticle) -> list[dict[str, object]]:
-    return [{"article_id": article_id, "kind": SECTION, "value": v} for v in a.sections] + [
-        {"article_id": article_id, "kind": COUNTRY, "value": v} for v in a.countries
-    ]
+    return [{"article_id": article_id, "kind": k, "value": v} for k, v in sorted(_tag_pairs(a))]
 
 
 # ----------------------------------------------------------------------------- articles
@@ -78,37 +85,28 @@ def upsert_articles(
         for t in session.exec(select(ArticleTag).where(col(ArticleTag.article_id).in_(chunk))):
             tags.setdefault(t.article_id, set()).add((t.kind, t.value))
 
-    fresh: list[tuple[Article, ParsedArticle]] = []
+    fresh: list[ParsedArticle] = []
     tag_rows: list[dict[str, object]] = []
     retag: list[int] = []
     for a in articles:
         row = existing.get(a.url)
         if row is None:
-            row = Article(
-                url=a.url,
-                title=a.title,
-                summary=a.summary,
-                published=a.published,
-                kind=a.kind,
-                first_seen_at=now,
-                updated_at=now,
-                source_id=source_id,
-            )
-            session.add(row)
-            fresh.append((row, a))
+            fresh.append(a)
             continue
-        wanted = {(SECTION, v) for v in a.sections} | {(COUNTRY, v) for v in a.countries}
+        wanted = _tag_pairs(a)
+        # An undated item keeps the day it was first stored: re-reading it is not an update.
+        published = a.published if a.dated else row.published
         fields_changed = (row.title, row.summary, row.published, row.kind) != (
             a.title,
             a.summary,
-            a.published,
+            published,
             a.kind,
         )
         tags_changed = tags.get(row.id, set()) != wanted
         if not (fields_changed or tags_changed):
             result.unchanged += 1
             continue
-        row.title, row.summary, row.published, row.kind = a.title, a.summary, a.published, a.kind
+        row.title, row.summary, row.published, row.kind = a.title, a.summary, published, a.kind
         row.updated_at = now
         session.add(row)
         if tags_changed:
@@ -116,10 +114,31 @@ def upsert_articles(
             tag_rows.extend(_tag_rows(row.id, a))
         result.updated += 1
 
-    session.flush()  # assigns ids to the new rows (one multi-row INSERT … RETURNING)
-    for row, a in fresh:
-        tag_rows.extend(_tag_rows(row.id, a))
-        result.new_ids.append(row.id)
+    session.flush()
+    # New rows go in as plain rows (multi-row INSERT … RETURNING): building an ORM object per
+    # article cost more than parsing the feed.
+    new_ids: dict[str, int] = {}
+    for chunk in _chunks(fresh):
+        rows = [
+            {
+                "url": a.url,
+                "title": a.title,
+                "summary": a.summary,
+                "published": a.published,
+                "kind": a.kind,
+                "first_seen_at": now,
+                "updated_at": now,
+                "source_id": source_id,
+                # Core INSERTs skip the mapper event that keeps the search index's text.
+                "search_text": search_text(a.title, a.summary),
+            }
+            for a in chunk
+        ]
+        stmt = insert(Article).returning(col(Article.id), col(Article.url))
+        new_ids.update((url, id_) for id_, url in session.execute(stmt, rows))
+    for a in fresh:
+        tag_rows.extend(_tag_rows(new_ids[a.url], a))
+        result.new_ids.append(new_ids[a.url])
     result.new = len(fresh)
     for chunk in _chunks(retag):
         session.execute(delete(ArticleTag).where(col(ArticleTag.article_id).in_(chunk)))
@@ -130,10 +149,11 @@ def upsert_articles(
 
 def _filtered(stmt, countries: Iterable[str], sections: Iterable[str]):
     """Within a kind any chosen value matches; across kinds all must; an empty kind matches all."""
-    for kind, values in ((COUNTRY, tuple(countries)), (SECTION, tuple(sections))):
+    for kinds, values in (((COUNTRY,), tuple(countries)), ((SECTION, TAG), tuple(sections))):
         if values:
+            # A section name also matches the free tags of that name (feed categories).
             tagged = select(ArticleTag.article_id).where(
-                ArticleTag.kind == kind, col(ArticleTag.value).in_(values)
+                col(ArticleTag.kind).in_(kinds), col(ArticleTag.value).in_(values)
             )
             stmt = stmt.where(col(Article.id).in_(tagged))
     return stmt
@@ -148,6 +168,7 @@ def articles(
     seen_after: datetime | None = None,
     ids: Iterable[int] | None = None,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[ArticleView]:
     """Articles newest first (by published date), with their tags.
 
@@ -163,6 +184,8 @@ def articles(
     stmt = stmt.order_by(col(Article.published).desc(), col(Article.id).desc())
     if limit is not None:
         stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
     rows = list(session.exec(stmt))
     return _with_tags(session, rows)
 
@@ -179,7 +202,8 @@ def _with_tags(session: Session, rows: list[Article]) -> list[ArticleView]:
     for chunk in _chunks(list(by_id)):
         stmt = select(ArticleTag).where(col(ArticleTag.article_id).in_(chunk))
         for t in session.exec(stmt):
-            by_id[t.article_id][0 if t.kind == SECTION else 1].append(t.value)
+            if t.kind in (SECTION, COUNTRY):
+                by_id[t.article_id][0 if t.kind == SECTION else 1].append(t.value)
     # Tag rows carry no order; sort so output is stable across databases.
     return [
         ArticleView(

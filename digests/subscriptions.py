@@ -24,6 +24,7 @@ from digests.catalog import COUNTRY, SECTION, Term
 from digests.config import Settings
 from digests.db import session_scope
 from digests.due import FREQUENCIES
+from digests.inbound import events
 from digests.models import Outbox, Subscriber, Subscription, utcnow
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -116,6 +117,7 @@ class Stats:
     failed_today: int
     retrying: int
     articles: int
+    inbound_today: dict[str, int] = field(default_factory=dict)  # bounces, complaints... by kind
 
 
 # ----------------------------------------------------------------------------- parsing (pure)
@@ -482,4 +484,4 @@ def stats(engine: Engine, *, now: datetime | None = None, top: int = 5) -> Stats
         retrying = int(session.exec(select(func.count()).select_from(Outbox).where(
             col(Outbox.state).in_(("queued", "failed")), Outbox.attempts > 0)).one())
         return Stats(telegram, email, top_values(COUNTRY), top_values(SECTION), sources, sent, failed,
-                     retrying, store.count_articles(session))
+                     retrying, store.count_articles(session), events.counts_since(session, today))

@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "tg-emoji": {"emoji-id"},
 }
 _NAMED_ENTITIES = {"lt", "gt", "amp", "quot"}
+_LINK_SCHEMES = re.compile(r"(https?://|tg://|mailto:)", re.IGNORECASE)
 _TOKEN = re.compile(
     r"<(?P<close>/?)(?P<tag>[a-zA-Z][\w-]*)(?P<attrs>[^<>]*)>"
     r"|&(?P<entity>#\d+|#[xX][0-9a-fA-F]+|[a-zA-Z]+);"
@@ -73,6 +74,9 @@ def check(text: str) -> list[str]:
                     errors.append(f'<span> {where} is only allowed as class="tg-spoiler"')
                 elif tag == "a" and not value.strip("\"'"):
                     errors.append(f"<a> {where} needs an href")
+                elif tag == "a" and not _LINK_SCHEMES.match(html.unescape(value.strip("\"'")).strip()):
+                    # The same text becomes every reader's email HTML: no javascript: or data: links.
+                    errors.append(f"<a> {where} must link to an http(s), tg: or mailto: address")
             if tag == "a" and "href" not in attrs:
                 errors.append(f"<a> {where} needs an href")
             stack.append(tag)

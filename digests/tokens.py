@@ -19,13 +19,19 @@ from sqlmodel import Session
 from digests.config import Settings
 from digests.models import Subscriber
 
-PURPOSES = ("confirm", "unsubscribe", "preferences")
+PURPOSES = ("confirm", "unsubscribe", "preferences", "view", "feed")
 # Unsubscribe links must keep working in old emails; confirmation links should not live forever.
-MAX_AGE = {"confirm": 7 * 24 * 3600, "unsubscribe": None, "preferences": None}
+# "view" (an email's own web page) and "feed" (a reader's RSS/Atom feed) sit in old emails and
+# feed readers too.
+MAX_AGE = {"confirm": 7 * 24 * 3600, "unsubscribe": None, "preferences": None, "view": None, "feed": None}
 
 
 class InvalidToken(ValueError):
     """Forged, altered, expired, or made for another purpose."""
+
+
+class ExpiredToken(InvalidToken):
+    """Genuine but too old (a confirmation link after 7 days): worth offering a new one."""
 
 
 class StaleToken(InvalidToken):
@@ -86,9 +92,13 @@ def read_token(settings: Settings, token: str, purpose: str) -> Claim:
     try:
         value = _serializer(settings, purpose).loads(token, max_age=MAX_AGE[purpose])
     except SignatureExpired as exc:
-        raise InvalidToken("this link has expired") from exc
+        raise ExpiredToken("this link has expired") from exc
     except BadSignature as exc:
         raise InvalidToken("this link is not valid") from exc
+    return _claim(value)
+
+
+def _claim(value: object) -> Claim:
     # Tokens of the id-only format (a bare int) are refused: they are what the attacks used.
     if (
         not isinstance(value, list)
@@ -116,6 +126,15 @@ def link(settings: Settings, subscriber: Holder, purpose: str) -> str | None:
         return None
     base = settings.public_base_url.rstrip("/")
     return f"{base}/{purpose}?token={make_token(settings, subscriber, purpose)}"
+
+
+def read_expired(settings: Settings, token: str, purpose: str) -> Claim:
+    """Like read_token, but a genuine expired token still makes its claim (to send a new link)."""
+    try:
+        value = _serializer(settings, purpose).loads(token)
+    except BadSignature as exc:
+        raise InvalidToken("this link is not valid") from exc
+    return _claim(value)
 
 
 def load(session: Session, settings: Settings, claim: Claim) -> Subscriber | None:

@@ -20,10 +20,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from digests import catalog, emails, follows, tokens
+from digests import catalog, emails, follows, readers, tokens
 from digests.config import Settings
 from digests.db import session_scope
 from digests.models import Subscriber
+from digests.subscriptions import WEEKDAYS
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,11 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
                 return await handler(request, claim)
             except tokens.StaleToken:
                 return page("stale", 410)
+            except tokens.ExpiredToken:
+                if purpose == "confirm":
+                    renew = f"/confirm/renew?token={request.query_params.get('token', '')}"
+                    return page("confirm_expired", 410, action=renew)
+                return _invalid("this link has expired")
             except tokens.InvalidToken as exc:
                 return _invalid(str(exc))
             except _Gone:
@@ -130,7 +136,7 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             preferences_url=tokens.link(settings, subscriber, "preferences"),
         )
 
-    async def unsubscribe(_request: Request, claim: tokens.Claim) -> Response:
+    async def unsubscribe(request: Request, claim: tokens.Claim) -> Response:
         # RFC 8058: the body ("List-Unsubscribe=One-Click") carries nothing we need, the token is
         # in the URL, there are no cookies, and the answer is a 200, never a redirect.
         def do() -> Subscriber | None:
@@ -141,10 +147,16 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         if subscriber is None:
             return page("gone")
         log.info("email unsubscribed", extra={"subscriber_id": claim.subscriber_id})
-        return page("unsubscribe", subscriber=subscriber, done=True)
+        undo = f"/unsubscribe/undo?token={request.query_params.get('token', '')}"
+        return page("unsubscribe", subscriber=subscriber, done=True, undo_action=undo)
 
     async def preferences_page(
-        request: Request, claim: tokens.Claim, *, saved: bool = False, problem: str | None = None
+        request: Request,
+        claim: tokens.Claim,
+        *,
+        saved: bool = False,
+        problem: str | None = None,
+        bad_fields: tuple[str, ...] = (),
     ) -> Response:
         def read() -> tuple[Subscriber, list[str], list[str], list[str]]:
             with session_scope(engine) as session:
@@ -157,6 +169,7 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         chosen = set(countries)
         return page(
             "preferences",
+            422 if problem else 200,
             subscriber=subscriber,
             action=action(request),
             saved=saved,
@@ -164,8 +177,12 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             phrase_problem=problem if problem in ("too_many_follows", "bad_follow") else None,
             phrases=mine,
             follow_limit=settings.max_follows,
+            problem=problem,
+            bad_fields=bad_fields,
             chosen_countries=countries,
             other_countries=[c for c in catalog.countries() if c not in chosen],
+            weekdays=[d.title() for d in WEEKDAYS],
+            feed_url=tokens.link(settings, subscriber, "feed"),
             all_sections=list(catalog.sections()),
             chosen_sections=set(sections),
             frequencies=emails.FREQUENCIES,
@@ -177,13 +194,30 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
 
     async def save_preferences(request: Request, claim: tokens.Claim) -> Response:
         form = await request.form()
-        countries = [str(v) for v in form.getlist("country")]
+        countries = [str(v).strip() for v in form.getlist("country") if str(v).strip()]
         sections = [str(v) for v in form.getlist("section")]
         frequency = str(form.get("frequency", ""))
         typed = form.get("phrases")
         phrases = None if typed is None else follows.parse_list(str(typed))
+        # Older copies of the page have no schedule fields: then the schedule stays as it is.
+        schedule = (
+            readers.parse_schedule(
+                str(form.get("delivery_time", "")),
+                str(form.get("weekly_day", "")),
+                str(form.get("timezone", "")),
+                form.get("paused") == "on",
+            )
+            if "delivery_time" in form
+            else None
+        )
 
         def save() -> str | None:
+            if frequency not in emails.FREQUENCIES:
+                return "bad_frequency"
+            if not countries and not sections:
+                return "nothing_chosen"  # the rule: following nothing sends nothing
+            if schedule is not None and schedule.problems:
+                return "bad_schedule"
             with session_scope(engine) as session:
                 subscriber = bound(session, claim)
                 try:
@@ -200,16 +234,23 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
                 except emails.EmailError as exc:
                     session.rollback()
                     return exc.reason
+                if schedule is not None:
+                    readers.set_schedule(session, subscriber.id, schedule)
             return None
 
         problem = await run_in_threadpool(save)
         if problem == "gone":
             return page("gone")
-        if problem and problem not in ("too_many_terms", "too_many_follows", "bad_follow"):
-            # Only a hand-made form can send an unknown term or frequency.
+        if problem and problem not in ("too_many_terms", "nothing_chosen", "bad_schedule", "unknown_term",
+                                       "too_many_follows", "bad_follow"):
+            # Only a hand-made form can send an unknown frequency.
             return _invalid("the form held something we do not offer")
-        # Too many terms or a phrase refused is shown on the page, with what is stored unchanged.
-        return await preferences_page(request, claim, saved=problem is None, problem=problem)
+        # The others are shown on the page, with what is stored unchanged.
+        bad = schedule.problems if schedule is not None and problem == "bad_schedule" else ()
+        return await preferences_page(request, claim, saved=problem is None, problem=problem, bad_fields=bad)
+
+    # Imported here: the page modules use this module's page() and headers.
+    from digests.pages import archive, signup
 
     async def not_found(_request: Request, _exc: Exception) -> Response:
         return page("not_found", 404)
@@ -238,6 +279,8 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
                 signed("preferences", show_preferences, save_preferences),
                 methods=["GET", "POST"],
             ),
+            *archive.routes(settings, engine),
+            *signup.routes(settings, engine),
         ],
         exception_handlers={404: not_found, 405: not_allowed},
     )
@@ -249,15 +292,26 @@ async def serve(
     """Run the app with uvicorn inside the current event loop (for `clapper web` and `clapper run`)."""
     import uvicorn
 
-    config = uvicorn.Config(
-        create_app(settings, engine),
+    config = server_config(create_app(settings, engine), settings, host=host, port=port)
+    await uvicorn.Server(config).serve()
+
+
+def server_config(app: Starlette, settings: Settings, *, host: str | None = None, port: int | None = None):
+    """The one uvicorn configuration of `clapper web` and `clapper run`."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
         host=host or settings.web_host,
         port=port or settings.web_port,
+        # Logging is configured by logs.configure; uvicorn's own config would replace it.
+        log_config=None,
         log_level=settings.log_level.lower(),
+        lifespan="auto",
         proxy_headers=True,
+        # No Server header: a scanner learns nothing about what answers.
         server_header=False,
         # Access logs would record every token (the URLs are bearer links); our own log lines
         # name the subscriber id instead.
         access_log=False,
     )
-    await uvicorn.Server(config).serve()

@@ -86,4 +86,4 @@ def engine(db_url) -> Engine:
 @pytest.fixture
 def settings(db_url, tmp_path) -> Settings:
     """Settings for a test: its own database, no .env from the developer's checkout."""
-    return Settings(_env_file=None, database_url=db_url, secret_key="test-secret-key")
+    return Settings(_env_file=None, database_url=db_url, secret_key="test-secret-key-0123456789abcdef-012")

@@ -91,7 +91,7 @@ def _post_when_listening(http: httpx.Client, url: str, update: dict, secret: str
 
 def test_webhook_mode_registers_checks_the_secret_and_answers(tmp_path):
     port = _free_port()
-    secret = webhook_secret(Settings(_env_file=None, secret_key="webhook-test-secret"))
+    secret = webhook_secret(Settings(_env_file=None, secret_key="webhook-test-secret-0123456789abcdef-01234"))
     update = {"update_id": 1, "message": {
         "message_id": 1, "date": int(time.time()), "chat": {"id": 78, "type": "private", "first_name": "Ann"},
         "from": {"id": 78, "is_bot": False, "first_name": "Ann"}, "text": "/start",
@@ -100,7 +100,7 @@ def test_webhook_mode_registers_checks_the_secret_and_answers(tmp_path):
         env = _env(tmp_path, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_BASE_URL=api.base_url,
                    TELEGRAM_WEBHOOK_URL="https://bot.example.org/tg/hook",
                    TELEGRAM_WEBHOOK_LISTEN="127.0.0.1", TELEGRAM_WEBHOOK_PORT=str(port),
-                   SECRET_KEY="webhook-test-secret")
+                   SECRET_KEY="webhook-test-secret-0123456789abcdef-01234")
         with _bot_process(tmp_path, env) as run:
             api.wait_for_sync(lambda: api.webhook.get("url"), within=60)
             assert api.webhook == {"url": "https://bot.example.org/tg/hook", "secret_token": secret}

@@ -91,7 +91,7 @@ def test_who_receives_an_announcement(engine, settings):
     assert all(r.announcement_id == progress.announcement_id for r in rows)
     email = rows[0]
     assert email.subject == "Clapper: Hello readers" and "Hello readers" in email.body_text
-    assert "<b>readers</b>" in email.body and "<style" not in email.body
+    assert "<b>readers</b>" in email.body and '<p class="brand" style="' in email.body
     assert "<b>readers</b>" in rows[2].body and rows[2].body.startswith("📣")
 
 
@@ -272,6 +272,7 @@ def test_cli_broadcast_previews_asks_and_queues(db_url, engine, monkeypatch, tmp
     from digests.config import get_settings
 
     monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("SECRET_KEY", "broadcast-test-key-0123456789abcdef-0123")
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     _people(engine, chats=3, inboxes=2)

@@ -30,6 +30,8 @@ HOSTILE = "<script>alert(\"x\")</script> & <b>bold</b> 'quoted'"
 
 UNSUB = "https://clapper.example/unsubscribe?token=abc.def-ghi"
 PREFS = "https://clapper.example/preferences?token=xyz"
+VIEW = "https://clapper.example/view?token=vw&key=digest%3A1"
+ARCHIVE = "https://clapper.example/archive"
 
 
 def check_golden(name: str, text: str) -> None:
@@ -91,7 +93,11 @@ WEEKLY = DigestContext(
     period_start=date(2025, 11, 17),
 )
 DAILY_LINKS = DigestContext(
-    followed=(BE, PROD), frequency="daily", local_date=date(2025, 11, 26), has_links=True
+    followed=(BE, PROD),
+    frequency="daily",
+    local_date=date(2025, 11, 26),
+    has_links=True,
+    archive_url=ARCHIVE,
 )
 
 
@@ -133,9 +139,14 @@ def test_email_digest_golden_without_public_url():
 
 def test_email_digest_golden_with_links_and_more():
     composer = Composer(email_max_articles=1)
-    digest = composer.email(belgian(sample_articles()), DAILY_LINKS).personalise(UNSUB, PREFS)
+    digest = composer.email(belgian(sample_articles()), DAILY_LINKS).personalise(UNSUB, PREFS, VIEW)
     assert digest.subject == "2 new production articles: Belgium — 26 Nov"
-    assert "And 1 more" in digest.html
+    # Belgium + Production: the link shows Belgium's production news, as the reader follows.
+    more = f"{ARCHIVE}?country=Belgium&section=Production"
+    assert f'<a href="{more.replace("&", "&amp;")}"' in digest.html and "1 more in Belgium →" in digest.html
+    assert f"1 more in Belgium: {more}" in digest.text
+    assert f"View in your browser: {VIEW}" in digest.text
+    assert 'href="https://clapper.example/view?token=vw&amp;key=digest%3A1"' in digest.html
     check_golden("email_digest_more.html", digest.html + "\n")
     check_golden("email_digest_more.txt", digest.text)
 
@@ -256,16 +267,29 @@ def test_short_limit_splits_each_article_into_its_own_part():
 # --- email size cap ---
 
 
-def test_email_over_the_cap_lists_the_rest_as_and_n_more_with_links():
+def test_email_over_the_cap_shows_the_newest_of_each_group_and_links_the_rest():
     articles = many_articles(12, summary_len=20)
-    digest = Composer(email_max_articles=5).email(articles, WEEKLY)
+    ctx = DigestContext(followed=(BE, FR), frequency="weekly", has_links=True, archive_url=ARCHIVE)
+    digest = Composer(email_max_articles=4).email(articles, ctx)
     assert digest.article_count == 12
-    assert "And 7 more" in digest.html and "== And 7 more ==" in digest.text
-    shown = digest.html.split("And 7 more")[0]
-    assert shown.count('class="summary"') == 5
-    for a in articles:
-        assert f'href="{a.url}"' in digest.html and a.url in digest.text
-    assert digest.subject.startswith("12 new production articles: Belgium, France")
+    # 4 slots over 2 groups: the 2 newest of each; the rest are one link per group.
+    assert digest.html.count('class="summary"') == 4
+    assert "6 more in Belgium →" in digest.html and "2 more in France →" in digest.html
+    assert f"{ARCHIVE}?country=France" in digest.text
+    assert digest.subject.startswith("12 new production articles: ")
+
+
+def test_email_without_a_public_archive_still_counts_the_rest():
+    digest = Composer(email_max_articles=2).email(many_articles(12, summary_len=20), WEEKLY)
+    assert "7 more in Belgium" in digest.html and "3 more in France" in digest.html
+    assert "/archive" not in digest.html
+    assert "→" not in digest.html
+
+
+def test_without_a_view_url_the_view_line_is_dropped():
+    digest = Composer().email(sample_articles(), DAILY_LINKS).personalise(UNSUB, PREFS)
+    assert "View in your browser" not in digest.html and "View in your browser" not in digest.text
+    assert "CLAPPER-PERSONAL" not in digest.html + digest.text
 
 
 def test_email_is_inlined_and_keeps_media_queries():
@@ -307,7 +331,7 @@ def test_links_are_escaped_in_html_when_personalised():
 def test_nothing_new_email():
     digest = Composer().email([], WEEKLY)
     assert digest.subject == "Nothing new: Belgium, France — week of 17 Nov"
-    assert "Nothing new" in digest.html and "No new production articles this week" in digest.text
+    assert "Nothing new" in digest.html and "No new articles this week" in digest.text
 
 
 # --- template errors ---

@@ -1,8 +1,6 @@
 import re
 from pathlib import Path
 
-import pytest
-
 from digests.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +39,3 @@ def test_admin_ids_accept_comma_lists_and_json(monkeypatch):
     monkeypatch.setenv("ADMIN_TELEGRAM_IDS", "[56]")
     assert Settings(_env_file=None).admin_telegram_ids == [56]
 
-
-def test_placeholder_secret_is_refused_once_public():
-    settings = Settings(_env_file=None, public_base_url="https://news.example", secret_key="change-me")
-    with pytest.raises(ValueError, match="SECRET_KEY"):
-        settings.secret()

@@ -25,7 +25,7 @@ def _env(db_url: str, api: FakeBotAPI, sink: SMTPSink | None = None, **extra: st
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SMTP_", "DELIVERY_"))}
     env.update(
         DATABASE_URL=db_url,
-        SECRET_KEY="test-secret-key",
+        SECRET_KEY="test-secret-key-0123456789abcdef-012",
         TELEGRAM_BOT_TOKEN=api.token,
         TELEGRAM_API_BASE_URL=api.base_url,
         TELEGRAM_API_FILE_URL=api.base_file_url,

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from digests.cli import app, run_cmd
+from digests.cli.common import EXIT_SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = {c.name or c.callback.__name__ for c in app.registered_commands} | {
@@ -75,5 +76,5 @@ def test_systemd_unit_runs_clapper_as_its_own_user_and_stops_gracefully():
     assert service["User"] == "clapper"
     assert service["KillSignal"] == "SIGTERM"
     assert int(service["TimeoutStopSec"]) >= 90
-    assert service["RestartPreventExitStatus"] == str(run_cmd.EXIT_CONFIG)
+    assert service["RestartPreventExitStatus"].split() == [str(run_cmd.EXIT_CONFIG), str(EXIT_SETTINGS)]
     assert unit["Install"]["WantedBy"] == "multi-user.target"

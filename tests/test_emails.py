@@ -27,7 +27,7 @@ def test_request_queues_code_email_and_verify_confirms(engine, settings):
     assert rows[0].recipient == "reader@example.com"
     assert rows[0].digest_key.startswith("confirm:")
     assert "123456" in rows[0].subject and "/verify 123456" in rows[0].body_text
-    assert "/verify 123456" in rows[0].body and "<style" not in rows[0].body  # CSS inlined
+    assert "/verify 123456" in rows[0].body and 'class="code" style="' in rows[0].body  # CSS inlined
     with session_scope(engine) as s:
         sub = emails.by_chat(s, 42)
         assert sub.email_status == "pending"

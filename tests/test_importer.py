@@ -111,7 +111,7 @@ def cli(db_url, monkeypatch, tmp_path):
     from digests.config import get_settings
 
     monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setenv("SECRET_KEY", "cli-test-key")
+    monkeypatch.setenv("SECRET_KEY", "cli-test-key-0123456789abcdef-0123456789")
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://news.example.org")
     monkeypatch.chdir(tmp_path)  # no developer .env
     get_settings.cache_clear()

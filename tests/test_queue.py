@@ -295,7 +295,7 @@ def clapper(args, *, db_url, cwd, extra_env=None):
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAPPER_", "TELEGRAM_", "SMTP_"))}
-    env.update({"DATABASE_URL": db_url, "SECRET_KEY": "test-secret-key", **(extra_env or {})})
+    env.update({"DATABASE_URL": db_url, "SECRET_KEY": "q" * 32, **(extra_env or {})})
     return subprocess.run(
         [sys.executable, "-c", "from digests.cli import main; main()", *args],
         cwd=cwd,

@@ -15,8 +15,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def test_rss2_feed():
     page = rss.parse((FIXTURES / "feed-rss2.xml").read_bytes(), fetched=date(2025, 3, 20))
     assert page.heading == "Cineuropa - Production"
-    assert page.skipped == 1  # the item without a title
-    first, interview, festival = page.articles
+    assert page.skipped == 0
+    first, interview, festival, untitled = page.articles
     assert first.title == "Céline Devaux wraps her second feature"
     assert first.url == "https://cineuropa.org/en/newsdetail/470001/?utm_source=rss&utm_medium=feed"
     assert first.summary == (
@@ -32,13 +32,21 @@ def test_rss2_feed():
     assert interview.sections == ("Interviews",)
     assert interview.countries == ("Netherlands",)
     assert interview.summary == "“I wanted the sea to be a character”"
-    # 23:30 at UTC-2 is the next day in UTC: dates are UTC dates.
-    assert interview.published == date(2025, 3, 12)
+    # 23:30 at UTC-2 is the next day in UTC, but readers see the day the feed wrote.
+    assert interview.published == date(2025, 3, 11)
+    assert interview.dated
 
-    # No date: the day it was fetched. Unknown categories are kept as sections.
-    assert festival.published == date(2025, 3, 20)
-    assert festival.sections == ("Toronto 2024", "Platform")
+    # No date: the channel's (lastBuildDate), flagged as a stand-in. Unknown categories are free
+    # tags, not sections.
+    assert festival.published == date(2025, 3, 12)
+    assert not festival.dated
+    assert festival.sections == ()
+    assert festival.tags == ("Toronto 2024", "Platform")
     assert festival.countries == ()
+
+    # RSS asks for a title or a description: a micro-post is titled by its text.
+    assert untitled.title == "An item without a title is titled by its description."
+    assert untitled.url == "https://cineuropa.org/en/newsdetail/000000/"
 
 
 def test_atom_feed():
@@ -47,7 +55,7 @@ def test_atom_feed():
     fund, box = page.articles
     assert fund.title == "Czech fund backs three co-productions"
     assert fund.url == "https://Example.org/news/czech-fund/#top"
-    assert fund.summary == "The State Cinema Fund supports films with Slovakia ."
+    assert fund.summary == "The State Cinema Fund supports films with Slovakia."
     assert fund.published == date(2025, 3, 10)  # published wins over updated
     assert fund.sections == ("Funding",)
     assert fund.countries == ("Czech Republic", "Slovakia")

@@ -90,7 +90,7 @@ def service_env(db_url: str, **extra: str) -> dict[str, str]:
     env.update(
         {
             "DATABASE_URL": db_url,
-            "SECRET_KEY": "e2e-secret-key",
+            "SECRET_KEY": "e2e-secret-key-0123456789abcdef-0123456789",
             "LOG_JSON": "true",
             "LOG_LEVEL": "INFO",
             "INGEST_EVERY_MINUTES": "0.05",  # every 3 s

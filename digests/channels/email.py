@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import aiosmtplib
 
-from digests import tokens
-from digests.channels import SENT, Outcome
+from digests import tokens, verp
+from digests.channels import SENT, Outcome, dkim
 from digests.config import Settings
 from digests.models import utcnow
 
@@ -52,16 +52,35 @@ def list_id(settings: Settings) -> str:
     return f"Clapper digests <digests.{sender_domain(settings)}>"
 
 
-def unsubscribe_headers(settings: Settings, subscriber_id: int | None, address: str) -> dict[str, str]:
+def verp_token(settings: Settings, outbox_id: int | None, subscriber_id: int | None, to: str) -> str | None:
+    """The token `clapper inbound` reads back from bounces and replies; None without BOUNCE_DOMAIN."""
+    if not settings.bounce_domain or outbox_id is None or subscriber_id is None:
+        return None
+    return verp.make(settings, outbox_id=outbox_id, subscriber_id=subscriber_id, address=to)
+
+
+def envelope_sender(settings: Settings, row: EmailRow) -> str:
+    """MAIL FROM: the VERP address when bounces are read, so each bounce names its message."""
+    token = verp_token(settings, row.id, row.subscriber_id, row.recipient)
+    return verp.address(settings, verp.BOUNCES, token) if token else sender_address(settings)
+
+
+def unsubscribe_headers(
+    settings: Settings, subscriber_id: int | None, address: str, *, token: str | None = None
+) -> dict[str, str]:
     """List-Unsubscribe (https URL first, then a mailto) and, with a URL, RFC 8058 one-click POST.
 
-    The token is bound to `address`, the one this message goes to."""
+    The link token is bound to `address`, the one this message goes to. With a VERP `token` the
+    mailto goes to the inbound domain, where `clapper inbound` reads it."""
     if subscriber_id is None:
         return {}
     reader = tokens.Recipient(subscriber_id, address)
     url = tokens.link(settings, reader, "unsubscribe")
-    token = tokens.make_token(settings, reader, "unsubscribe")
-    mailto = f"mailto:{sender_address(settings)}?subject={quote('unsubscribe ' + token)}"
+    if token:
+        mailto = f"mailto:{verp.address(settings, verp.UNSUBSCRIBE, token)}?subject=unsubscribe"
+    else:
+        signed = tokens.make_token(settings, reader, "unsubscribe")
+        mailto = f"mailto:{sender_address(settings)}?subject={quote('unsubscribe ' + signed)}"
     headers = {"List-Unsubscribe": f"<{url}>, <{mailto}>" if url else f"<{mailto}>"}
     if url and url.startswith(("https://", "http://")):
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -82,6 +101,7 @@ def build_message(
     html: str,
     text: str | None,
     subscriber_id: int | None = None,
+    outbox_id: int | None = None,
     now: datetime | None = None,
 ) -> EmailMessage:
     """A complete message: multipart/alternative (text, then HTML) with the list headers.
@@ -90,12 +110,15 @@ def build_message(
     """
     message = EmailMessage(policy=_POLICY)
     message["Date"] = format_datetime(now or utcnow())
-    message["Message-ID"] = make_msgid(domain=sender_domain(settings))
+    address = parseaddr(to)[1] or to
+    token = verp_token(settings, outbox_id, subscriber_id, address)
+    domain = sender_domain(settings)
+    message["Message-ID"] = verp.message_id(settings, token, domain) if token else make_msgid(domain=domain)
     message["From"] = settings.mail_from
     message["To"] = to
     message["Subject"] = subject
     message["List-Id"] = list_id(settings)
-    for name, value in unsubscribe_headers(settings, subscriber_id, parseaddr(to)[1] or to).items():
+    for name, value in unsubscribe_headers(settings, subscriber_id, address, token=token).items():
         message[name] = value
     if text:
         message.set_content(text)
@@ -113,6 +136,7 @@ def message_for_row(settings: Settings, row: EmailRow, *, now: datetime | None =
         html=row.body,
         text=row.body_text,
         subscriber_id=row.subscriber_id,
+        outbox_id=row.id,
         now=now,
     )
 
@@ -182,8 +206,14 @@ class EmailSender:
         """One message on a connected SMTP object; connection loss propagates to the caller."""
         message = message_for_row(self.settings, row)
         try:
-            # Flattened with our policy: send_message would re-fold the headers with the default one.
-            await smtp.sendmail(sender_address(self.settings), [row.recipient], message.as_bytes())
+            # Flattened with our policy (send_message would re-fold the headers), then signed: the
+            # DKIM signature covers exactly these bytes.
+            raw = dkim.sign(self.settings, message.as_bytes())
+        except dkim.DKIMError as exc:
+            # Our key, not this reader's problem: retried like a refused sender, then dead.
+            return Outcome("retry", str(exc))
+        try:
+            await smtp.sendmail(envelope_sender(self.settings, row), [row.recipient], raw)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             return _code_outcome(refused.code, refused.message, permanent="bounced")

@@ -10,6 +10,8 @@ from digests.cli import (
     db_cmd,
     deliver_cmd,
     digests_cmd,
+    dkim_cmd,
+    inbound_cmd,
     ingest_cmd,
     run_cmd,
     subscribers_cmd,
@@ -33,6 +35,8 @@ broadcast_cmd.register(app)
 web_cmd.register(app)
 digests_cmd.register(app)
 bot_cmd.register(app)
+dkim_cmd.register(app)
+inbound_cmd.register(app)
 
 
 def main() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from urllib.parse import urlparse
 
 import typer
 
-from digests.cli.common import setup
-from digests.config import Settings, get_settings
+from digests.cli.common import load_settings, setup
+from digests.config import Settings
 
 NO_TOKEN = """\
 TELEGRAM_BOT_TOKEN is not set, so there is no bot to run.
@@ -23,15 +24,16 @@ To get a token:
 
 
 def webhook_secret(settings: Settings) -> str:
-    """The secret Telegram sends back in every webhook call (A-Z, a-z, 0-9, _ and - only)."""
-    return hashlib.sha256(f"telegram-webhook:{settings.secret()}".encode()).hexdigest()
+    """The secret Telegram sends back in every webhook call (A-Z, a-z, 0-9, _ and - only): keyed by
+    SECRET_KEY (which secrets_rule never lets be a default), so no one can forge admin updates."""
+    return hmac.new(settings.secret().encode(), b"clapper.telegram-webhook", hashlib.sha256).hexdigest()
 
 
 def bot() -> None:
     """Run the Telegram bot until interrupted (Ctrl-C or SIGTERM)."""
     from bot.app import build_application  # telegram.ext loads only for the commands that need it
 
-    if not get_settings().telegram_bot_token:  # before setup(): no database is touched for nothing
+    if not load_settings().telegram_bot_token:  # before setup(): no database is touched for nothing
         typer.echo(NO_TOKEN, err=True)
         raise typer.Exit(2)
     settings, engine = setup()

@@ -60,7 +60,7 @@ def announcements_command(
     limit: int = typer.Option(10, "--limit", help="How many to list."),
 ) -> None:
     """Past announcements with queued / sent / failed counts."""
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     if cancel is not None:
         try:
             done = broadcast.cancel(engine, cancel)

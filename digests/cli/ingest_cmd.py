@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -26,7 +27,8 @@ def _console() -> Console:
 
 
 def _err(message: str) -> None:
-    Console(stderr=True).print(f"[red]{message}[/red]")
+    # Messages quote addresses, files and errors: text, never Rich markup.
+    Console(stderr=True).print(f"[red]{escape(message)}[/red]")
 
 
 def _print_json(rows: Iterable[dict[str, object]]) -> None:
@@ -40,7 +42,7 @@ def _result_table(results: list[ingest.SourceResult], *, dry_run: bool) -> Table
         table.add_column(col, justify="right" if col in ("Found", "New", "Updated") else "left")
     for r in results:
         if not r.ok:
-            status = f"[red]failed: {r.error}[/red]"
+            status = f"[red]failed: {escape(r.error or '')}[/red]"
         elif r.deferred:
             status = "[yellow]backing off[/yellow]"
         elif r.not_modified:
@@ -49,7 +51,9 @@ def _result_table(results: list[ingest.SourceResult], *, dry_run: bool) -> Table
             status = f"ok, {r.pages} page{'s' if r.pages != 1 else ''}"
             if r.skipped_records:
                 status += f", {r.skipped_records} record(s) skipped"
-        table.add_row(r.name, str(r.found), str(r.new), str(r.updated), status)
+            if r.merged:
+                status += f", {r.merged} repeated record(s) merged"
+        table.add_row(escape(r.name), str(r.found), str(r.new), str(r.updated), status)
     return table
 
 
@@ -58,6 +62,9 @@ def ingest_command(
     url: str | None = typer.Option(None, "--url", help="A listing page or feed URL (not saved as a source)."),
     file: Path | None = typer.Option(None, "--file", help="A saved listing page (HTML or text) or feed."),
     fmt: str = typer.Option("auto", "--format", help="auto, listing or rss."),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="With --file: the URL the file was saved from (resolves relative links)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Fetch and parse, store nothing."),
     as_json: bool = typer.Option(
         False, "--json", help="Print every article found, one JSON object per line (counts go to stderr)."
@@ -67,16 +74,21 @@ def ingest_command(
     if sum(x is not None for x in (source, url, file)) > 1:
         _err("Give at most one of --source, --url and --file.")
         raise typer.Exit(2)
+    if base_url is not None and (file is None or not base_url.lower().startswith(("http://", "https://"))):
+        _err("--base-url goes with --file and must be an absolute http(s) URL.")
+        raise typer.Exit(2)
     if fmt not in ingest.FORMATS:
         _err(f"Unknown format {fmt!r}: use auto, listing or rss.")
         raise typer.Exit(2)
-    settings, engine = setup()
+    settings, engine = setup(needs_secret=False)
     console = _console()
 
     if file is not None or url is not None:
         try:
             if file is not None:
-                result = ingest.ingest_file(engine, settings, file, fmt=fmt, dry_run=dry_run)
+                result = ingest.ingest_file(
+                    engine, settings, file, fmt=fmt, dry_run=dry_run, base_url=base_url
+                )
             else:
                 result = ingest.ingest_url(engine, settings, url, fmt=fmt, dry_run=dry_run)
         except (OSError, FetchError, ingest.ParseError) as exc:
@@ -129,7 +141,7 @@ def _run_sources(engine, settings, source: str | None, *, dry_run: bool, quiet: 
 @sources_app.command("list")
 def sources_list() -> None:
     """Configured sources and their fetch state."""
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     with session_scope(engine) as session:
         rows = store.list_sources(session)
     if not rows:
@@ -140,13 +152,13 @@ def sources_list() -> None:
         table.add_column(col)
     for s in rows:
         table.add_row(
-            s.name,
+            escape(s.name),
             s.kind,
-            s.url,
+            escape(s.url),
             "yes" if s.enabled else "no",
             s.last_success_at.strftime("%Y-%m-%d %H:%M") if s.last_success_at else "never",
             str(s.error_count),
-            s.last_error or "",
+            escape(s.last_error or ""),
             s.next_fetch_at.strftime("%Y-%m-%d %H:%M") if s.next_fetch_at else "",
         )
     _console().print(table)
@@ -162,26 +174,26 @@ def sources_add(
     if not url.startswith(("http://", "https://")):
         _err("The URL must start with http:// or https://")
         raise typer.Exit(2)
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     try:
         with session_scope(engine) as session:
             store.add_source(session, name=name, url=url, kind=kind)
     except ValueError as exc:
         _err(str(exc))
         raise typer.Exit(2) from exc
-    _console().print(f"Added source {name} ({kind}): {url}")
+    _console().print(f"Added source {name} ({kind}): {url}", markup=False)
 
 
 @sources_app.command("remove")
 def sources_remove(name: str = typer.Argument(...)) -> None:
     """Remove a source (its articles stay)."""
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     with session_scope(engine) as session:
         removed = store.remove_source(session, name)
     if not removed:
         _err(f"No source named {name!r}")
         raise typer.Exit(1)
-    _console().print(f"Removed source {name}")
+    _console().print(f"Removed source {name}", markup=False)
 
 
 def articles_command(
@@ -211,7 +223,7 @@ def articles_command(
         except ValueError as exc:
             _err(f"--since wants a date like 2024-09-30, not {since!r}")
             raise typer.Exit(2) from exc
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     if match is not None and not phrases.words(match):
         _err(f"--match wants letters or digits, not {match!r}")
         raise typer.Exit(2)

@@ -13,8 +13,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.exc import SQLAlchemyError
 
 from digests import db, logs, runner, status
-from digests.cli.common import setup
-from digests.config import TEMPLATES_DIR, Settings, get_settings
+from digests.cli.common import load_settings, setup
+from digests.config import TEMPLATES_DIR, Settings
 
 EXIT_CONFIG = runner.EXIT_CONFIG
 
@@ -57,7 +57,8 @@ def run() -> None:
         from bot.app import build_application  # telegram.ext loads only when the bot runs
 
         bot = build_application
-    parts = runner.Parts(bot=bot, scheduler=True, worker=True, web=web)
+    inbound = bool(settings.bounce_domain and settings.inbound_port)
+    parts = runner.Parts(bot=bot, scheduler=True, worker=True, web=web, inbound=inbound)
     raise typer.Exit(asyncio.run(runner.serve(settings, engine, parts)))
 
 
@@ -81,7 +82,7 @@ def status_command(
     from datetime import timedelta
 
     # A health check only reads: it must not migrate (and race the service doing so at start).
-    settings = get_settings()
+    settings = load_settings()
     logs.configure(settings)
     engine = db.get_engine(settings.database_url)
     try:

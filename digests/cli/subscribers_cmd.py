@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from digests import emails, importer
@@ -18,7 +19,8 @@ subscribers_app = typer.Typer(help="Email readers (no Telegram needed).", no_arg
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    Console(stderr=True).print(f"[red]{message}[/red]")
+    # Messages quote addresses, files and errors: text, never Rich markup.
+    Console(stderr=True).print(f"[red]{escape(message)}[/red]")
     return typer.Exit(code)
 
 
@@ -76,7 +78,9 @@ def import_(
         err = Console(stderr=True)
         err.print(f"[yellow]{len(report.bad)} row(s) not imported:[/yellow]")
         for bad in report.bad:
-            err.print(f"  line {bad.line}: {bad.email or '(no address)'}: {bad.reason}", markup=False)
+            # One line per row, never wrapped: operators grep and paste these.
+            err.print(f"  line {bad.line}: {bad.email or '(no address)'}: {bad.reason}", markup=False,
+                      soft_wrap=True)
         raise typer.Exit(2)
 
 
@@ -86,7 +90,7 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """Every email reader with status, frequency and what they follow."""
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     with session_scope(engine) as session:
         rows = emails.list_readers(session, status=status)
     if as_json:
@@ -98,7 +102,7 @@ def list_(
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r.email,
+            escape(r.email),
             r.status,
             r.frequency,
             ", ".join(r.countries) or "all",
@@ -112,7 +116,7 @@ def list_(
 @subscribers_app.command("remove")
 def remove(address: str = typer.Argument(..., help="The address to forget.")) -> None:
     """Forget an address (a Telegram chat that had it keeps its Telegram subscription)."""
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     try:
         with session_scope(engine) as session:
             found = emails.remove_reader(session, address)
@@ -129,7 +133,7 @@ def export(
     status: str | None = typer.Option(None, "--status", help="Only readers with this status."),
 ) -> None:
     """Readers as CSV (the import format plus a status column)."""
-    _settings, engine = setup()
+    _settings, engine = setup(needs_secret=False)
     with session_scope(engine) as session:
         text = importer.export_csv(session, status=status)
     if out is None:

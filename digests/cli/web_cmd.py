@@ -19,7 +19,6 @@ def web_command(
 
     if not settings.public_base_url:
         typer.echo("PUBLIC_BASE_URL is not set: emails carry no links to these pages.", err=True)
-    settings.secret()  # refuse the placeholder key before serving anything
     typer.echo(f"Serving on http://{host or settings.web_host}:{port or settings.web_port}")
     asyncio.run(web.serve(settings, engine, host=host, port=port))
 

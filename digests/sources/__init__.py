@@ -32,6 +32,9 @@ class ParsedArticle:
     sections: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     kind: str = ARTICLE
+    tags: tuple[str, ...] = ()  # free tags (feed categories the catalog does not know): matched, never listed
+    dated: bool = True  # False: the source gave no readable date, `published` is a stand-in
+    guid: str | None = None  # the feed's own id: tells apart distinct items that share one link
 
     def as_json(self) -> dict[str, object]:
         return article_json(self)

@@ -58,6 +58,7 @@ class Fetcher:
     ) -> None:
         self.retries = max(0, settings.http_retries)
         self.backoff = settings.http_backoff
+        self.max_bytes = settings.http_max_bytes
         self._sleep = sleep
         self.client = httpx.Client(
             timeout=httpx.Timeout(settings.http_timeout),
@@ -88,7 +89,7 @@ class Fetcher:
         attempt = 0
         while True:
             try:
-                response = self.client.get(url, headers=headers)
+                response, content = self._fetch(url, headers)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 if attempt >= self.retries:
@@ -112,12 +113,37 @@ class Fetcher:
             return FetchResult(
                 url=str(response.url),
                 status=response.status_code,
-                content=response.content,
+                content=content,
                 content_type=response.headers.get("Content-Type", ""),
                 encoding=response.charset_encoding,
                 etag=response.headers.get("ETag"),
                 last_modified=response.headers.get("Last-Modified"),
             )
+
+    def _fetch(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
+        """The response and its body, read no further than `max_bytes` (a runaway or hostile server
+        must not fill memory)."""
+        with self.client.stream("GET", url, headers=headers) as response:
+            declared = response.headers.get("Content-Length", "")
+            if response.status_code < 300 and declared.isdigit() and int(declared) > self.max_bytes:
+                self._too_large(url)
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    self._too_large(url)
+                chunks.append(chunk)
+        return response, b"".join(chunks)
+
+    def _too_large(self, url: str) -> None:
+        log.warning(
+            "fetch %s: response larger than %d bytes, refused",
+            url,
+            self.max_bytes,
+            extra={"event": "fetch_too_large", "url": url},
+        )
+        raise FetchError(url, f"response larger than {self.max_bytes:,} bytes (HTTP_MAX_BYTES)")
 
     def _wait(self, url: str, attempt: int, reason: str, retry_after: str | None) -> None:
         delay = min(self.backoff * 2**attempt, _MAX_BACKOFF)

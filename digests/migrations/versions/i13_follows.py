@@ -1,7 +1,7 @@
 """phrase follows and full-text search
 
 Revision ID: i13_follows
-Revises: i9b_trust
+Revises: i12a_inbound
 
 Adds the `follow` table, `article.search_text` (title and summary as phrases compare, written by
 the mapper events in digests/models.py and filled here for articles stored before), and a
@@ -18,7 +18,7 @@ from alembic import op
 from digests.phrases import search_text
 
 revision: str = "i13_follows"
-down_revision: str | Sequence[str] | None = "i9b_trust"
+down_revision: str | Sequence[str] | None = "i12a_inbound"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Web pages beyond the token-only email links: one module per job, each exporting `routes()`."""
