@@ -43,11 +43,11 @@ CASES = {
 }
 # Where each arrives: the VERP address in its To:, or (a reply) the MAIL_FROM address.
 RCPT = {
-    "dsn_04.eml": f"bounces+1-1-4cczghnt7galjcdz@{BOUNCE_DOMAIN}",
-    "arf_rfc5965_abuse.eml": f"bounces+1-1-mvgjpopoq4inxzi2@{BOUNCE_DOMAIN}",
+    "dsn_04.eml": f"bounces+1-1-ar2xdmo3y2smfpmz@{BOUNCE_DOMAIN}",
+    "arf_rfc5965_abuse.eml": f"bounces+1-1-gywkp7e3eenasvny@{BOUNCE_DOMAIN}",
     "reply_outlook_unsubscribe.eml": "digests@clapper.test",
-    "mailto_outlook_unsubscribe.eml": f"unsubscribe+1-1-eofzfb3xgqmh6wfx@{BOUNCE_DOMAIN}",
-    "dsn_05_delayed.eml": f"bounces+1-1-byfmbo2rntrgst4h@{BOUNCE_DOMAIN}",
+    "mailto_outlook_unsubscribe.eml": f"unsubscribe+1-1-grwq4rblynxfjjdc@{BOUNCE_DOMAIN}",
+    "dsn_05_delayed.eml": f"bounces+1-1-z7y6rrmcs5agkov3@{BOUNCE_DOMAIN}",
 }
 
 
@@ -76,7 +76,7 @@ def _cli(db_url, monkeypatch, tmp_path):
     from digests.config import get_settings
 
     monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setenv("SECRET_KEY", "test-secret-key")
+    monkeypatch.setenv("SECRET_KEY", "test-secret-key-0123456789abcdef-012")
     monkeypatch.setenv("BOUNCE_DOMAIN", BOUNCE_DOMAIN)
     monkeypatch.setenv("MAIL_FROM", "Clapper <digests@clapper.test>")
     monkeypatch.chdir(tmp_path)
@@ -187,11 +187,11 @@ def test_forged_stale_misdirected_and_unmatched_mail_changes_nothing(cli, engine
     reply = (CORPUS / "reply_outlook_unsubscribe.eml").read_bytes()
     variants = {
         # one letter of the MAC changed
-        "forged": dsn.replace(b"bounces+1-1-4cczghnt7galjcdz@", b"bounces+1-1-4cczghnt7galjcdq@"),
+        "forged": dsn.replace(b"bounces+1-1-ar2xdmo3y2smfpmz@", b"bounces+1-1-ar2xdmo3y2smfpmq@"),
         # a valid token, but for an address subscriber 1 does not have (bmurthyv@nvidia.com)
         "stale": reply,
         # the address alone is never trusted: without the token nobody is bounced
-        "unmatched": dsn.replace(b"<bounces+1-1-4cczghnt7galjcdz@bounce.clapper.test>", b"<pm@x.org>"),
+        "unmatched": dsn.replace(b"<bounces+1-1-ar2xdmo3y2smfpmz@bounce.clapper.test>", b"<pm@x.org>"),
     }  # fmt: skip
     for label, raw in variants.items():
         assert raw != dsn or label == "stale"
@@ -268,11 +268,11 @@ async def test_an_email_sent_with_bounce_domain_bounces_back_to_the_corpus_addre
     async with SMTPSink() as sink:
         await deliver_once_async(engine, inbound_settings.model_copy(update=sink.settings()), worker_id="w")
     [got] = sink.to("HAASM@yogi.urz.unibas.ch")
-    assert got.mail_from == "bounces+1-1-4cczghnt7galjcdz@bounce.clapper.test"
+    assert got.mail_from == "bounces+1-1-ar2xdmo3y2smfpmz@bounce.clapper.test"
     assert len(got.mail_from.partition("@")[0]) <= 64  # RFC 5321 local-part limit
-    assert str(got.message["Message-ID"]).startswith("<1-1-4cczghnt7galjcdz.")
+    assert str(got.message["Message-ID"]).startswith("<1-1-ar2xdmo3y2smfpmz.")
     assert str(got.message["List-Unsubscribe"]) == (
-        "<mailto:unsubscribe+1-1-4cczghnt7galjcdz@bounce.clapper.test?subject=unsubscribe>"
+        "<mailto:unsubscribe+1-1-ar2xdmo3y2smfpmz@bounce.clapper.test?subject=unsubscribe>"
     )
     [other] = sink.to("bystander@example.org")
     assert other.mail_from == "bounces+2-2-" + other.mail_from.split("-", 2)[2]
@@ -284,7 +284,7 @@ def test_without_bounce_domain_the_envelope_sender_is_mail_from():
     from digests.config import Settings
     from digests.models import Outbox
 
-    settings = Settings(_env_file=None, secret_key="test-secret-key")
+    settings = Settings(_env_file=None, secret_key="test-secret-key-0123456789abcdef-012")
     row_ = Outbox(id=5, subscriber_id=3, channel="email", digest_key="d", recipient="a@example.org", body="")
     assert envelope_sender(settings, row_) == "clapper@localhost"
     with_domain = settings.model_copy(update={"bounce_domain": "b.example.org"})
@@ -313,7 +313,7 @@ def test_clapper_inbound_listens_until_sigterm(tmp_path):
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
-        "SECRET_KEY": "test-secret-key",
+        "SECRET_KEY": "test-secret-key-0123456789abcdef-012",
         "BOUNCE_DOMAIN": BOUNCE_DOMAIN,
         "MAIL_FROM": "Clapper <digests@clapper.test>",
         "INBOUND_HOST": "127.0.0.1",
@@ -335,7 +335,7 @@ def test_clapper_inbound_listens_until_sigterm(tmp_path):
         with client:
             # On the wire every line ends in CRLF (smtplib sends bytes as they are).
             wire = (CORPUS / "arf_rfc5965_abuse.eml").read_bytes().replace(b"\n", b"\r\n")
-            client.sendmail("", ["bounces+1-1-mvgjpopoq4inxzi2@" + BOUNCE_DOMAIN], wire)
+            client.sendmail("", ["bounces+1-1-gywkp7e3eenasvny@" + BOUNCE_DOMAIN], wire)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
