@@ -11,7 +11,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -167,6 +167,131 @@ def compose_section(
     ]  # fmt: skip
 
 
+# --- phrase follows ----------------------------------------------------------------------------
+
+FIRST = (
+    "Lukas Laura Jose Angela Luis Stijn Matteo Marie Claire Bouli Agnes Pedro Aki Mia Joachim Ruben "
+    "Celine Julia Ava Lars Nanni Jessica Ken Mike Jacques Alice Olivier Paolo Thomas Sofia Ana Ivan"
+).split()
+
+
+def make_phrases(n: int, rng: random.Random) -> list[str]:
+    """`n` distinct names and company names, most popular first."""
+    last = [w.capitalize() for w in (
+        "dhont alvea ortuno molina bermejo coninx rovere chambon burger lanners varda almodovar "
+        "kaurismaki hansen trier ostlund sciamma ducournau reichardt loach leigh audiard assayas "
+        "sorrentino vinterberg moretti rohrwacher haneke seidl mungiu puiu ceylan"
+    ).split()]
+    found: list[str] = []
+    seen: set[str] = set()
+    while len(found) < n:
+        roll = rng.random()
+        if roll < 0.7:
+            name = f"{rng.choice(FIRST)} {rng.choice(last)}-{rng.randint(1, 999)}"
+        elif roll < 0.9:
+            kind = rng.choice(("Films", "Pictures", "Productions"))
+            name = f"{rng.choice(last)} {kind} {rng.randint(1, 99)}"
+        else:
+            name = f"Project {rng.randint(1, 10**6)}"
+        if name not in seen:
+            seen.add(name)
+            found.append(name)
+    return found
+
+
+def phrases_section(
+    subscribers: int = 100_000, articles: int = 500, sets: int = 300, distinct_phrases: int = 50_000
+) -> list[Row]:
+    """Today's compose for every reader, then the same with phrase follows, in the same run.
+
+    Every one of `distinct_phrases` names is held by some reader (1-3 each, popular names by many);
+    each article mentions 0-2 names, popular ones more often (Zipf over the same ranking).
+    """
+    from digests import phrases
+    from digests.matching import select_with_phrases
+
+    rng = random.Random(20261201)
+    settings = Settings(
+        _env_file=None, public_base_url="https://clapper.example", secret_key="bench-secret-key"
+    )
+    names = make_phrases(distinct_phrases, rng)
+    weights = [1 / (i + 1) for i in range(len(names))]
+    pairs = make_articles(articles, rng)
+    mentioned = []
+    for view, tags in pairs:
+        said = rng.choices(names, weights=weights, k=rng.choice((0, 1, 1, 2)))
+        if said:
+            view = replace(view, summary=view.summary + " With " + " and ".join(said) + ".")
+        mentioned.append((view, tags))
+    pairs = mentioned
+    views = {v.id: v for v, _ in pairs}
+    order = {v.id: i for i, (v, _) in enumerate(pairs)}
+    first_seen = dict.fromkeys(views, 1)
+    set_list = make_subscription_sets(sets, rng)
+    set_weights = [1 / (i + 1) ** 1.05 for i in range(len(set_list))]
+    population = [(sid, rng.choices(set_list, weights=set_weights, k=1)[0])
+                  for sid in range(1, subscribers + 1)]
+    held: dict[int, list[str]] = {sid: [] for sid, _ in population}
+    for i, name in enumerate(names):  # every phrase held by someone
+        held[population[i % subscribers][0]].append(name)
+    for sid in held:
+        for name in rng.choices(names, weights=weights, k=rng.randint(0, 2)):
+            if name not in held[sid]:
+                held[sid].append(name)
+    follows = {sid: tuple((phrases.key(p), p) for p in mine) for sid, mine in held.items()}
+    local = date(2025, 11, 24)
+
+    def ctx_for(subs, because=()) -> DigestContext:
+        return DigestContext(followed=subs, frequency="weekly", local_date=local,
+                             period_start=local - timedelta(days=7), has_links=True, because=because)
+
+    def run(with_phrases: bool) -> tuple[float, Composer, int]:
+        t0 = time.perf_counter()
+        index = ArticleIndex([(v.id, tags) for v, tags in pairs])
+        hits = phrases.match_articles(
+            {k for mine in follows.values() for k, _ in mine},
+            [(v.id, v.title, v.summary) for v, _ in pairs]) if with_phrases else {}
+        composer = Composer(email_max_articles=settings.email_max_articles)
+        matched: dict = {}
+        composed: dict = {}
+        brought = 0
+        for sid, subs in population:
+            key = subscription_key(subs)
+            if key not in matched:
+                matched[key] = index.select(key)
+            mine = follows[sid] if with_phrases else ()
+            group = (key, mine)
+            hit = composed.get(group)
+            if hit is None:
+                hit = composed[group] = select_with_phrases(
+                    matched[key], mine, hits, order, views, first_seen, 0)
+            selected, extra, because = hit
+            brought += bool(because)
+            ctx = ctx_for(subs, because)
+            composer.telegram(selected, ctx, extra)
+            composer.email(selected, ctx, extra).personalise(
+                tokens.link(settings, sid, "unsubscribe"), tokens.link(settings, sid, "preferences"))
+        return time.perf_counter() - t0, composer, brought
+
+    base_s, base_c, _ = run(False)
+    t0 = time.perf_counter()
+    phrases.match_articles({k for mine in follows.values() for k, _ in mine},
+                           [(v.id, v.title, v.summary) for v, _ in pairs])
+    match_s = time.perf_counter() - t0
+    with_s, with_c, brought = run(True)
+    held_total = sum(len(m) for m in held.values())
+    return [
+        Row("phrases", "workload", f"{subscribers:,} readers, {len(names):,} distinct phrases",
+            f"{held_total:,} follows held, {articles} new articles"),
+        Row("phrases", "today's compose (no phrases)", f"{base_s:.1f} s", f"{base_c.renders:,} renders"),
+        Row("phrases", "all phrases vs all articles", f"{match_s * 1000:.0f} ms",
+            "token index: each article normalised once, one pass"),
+        Row("phrases", "compose with phrase follows", f"{with_s:.1f} s",
+            f"{with_c.renders:,} renders; {brought:,} readers got articles only a phrase brought"),
+        Row("phrases", "ratio with / without", f"{with_s / base_s:.2f}×", "target ≤ 2×, same run"),
+    ]  # fmt: skip
+
+
 # --- send: Telegram and email (helper C2) ------------------------------------------------------
 
 
@@ -317,6 +442,7 @@ def email_section(messages: int = 500) -> list[Row]:
 # name -> section; the send sections register here too.
 SECTIONS_TO_RUN: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "compose": lambda a: compose_section(subscribers=a.subscribers, articles=a.articles, sample=a.sample),
+    "phrases": lambda a: phrases_section(subscribers=a.subscribers, articles=a.articles),
     "telegram": lambda a: telegram_section(),
     "email": lambda a: email_section(),
 }

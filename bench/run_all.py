@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["ingest.py", "deliver.py", "lanes.py"]
+BENCHES = ["ingest.py", "deliver.py", "lanes.py", "search.py"]
 
 
 def main() -> int:

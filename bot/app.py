@@ -16,6 +16,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Contex
 from bot import render
 from bot.common import call
 from bot.handlers import admin, articles, broadcast, chats, email, fallback, preferences, start, subscriptions
+from bot.handlers import follows as phrase_follows
 from digests import outbox
 from digests import subscriptions as service
 from digests.config import Settings
@@ -23,9 +24,9 @@ from digests.config import Settings
 log = logging.getLogger("clapper.bot")
 
 # The menu Telegram shows; descriptions are what users read, so they live in a template.
-COMMANDS = ("start", "help", "subscribe", "unsubscribe", "list", "countries", "sections", "festivals",
-            "latest", "settings", "frequency", "time", "timezone", "email", "verify", "pause", "resume",
-            "stop")
+COMMANDS = ("start", "help", "subscribe", "unsubscribe", "follow", "unfollow", "list", "countries",
+            "sections", "festivals", "latest", "search",
+            "settings", "frequency", "time", "timezone", "email", "verify", "pause", "resume", "stop")
 REPLY_RETRIES = 3
 ADMIN_NOTICE_INTERVAL = 60.0  # seconds between two error notices to admins
 
@@ -64,6 +65,7 @@ def build_application(settings: Settings, engine: Engine) -> Application:
     # Handler modules, in order: within a group the first matching handler wins.
     start.register(application)
     subscriptions.register(application)
+    phrase_follows.register(application)
     preferences.register(application)
     articles.register(application)
     admin.register(application)

@@ -7,6 +7,7 @@ and could not have produced (unknown op, wrong arity, a name not in the catalog,
     s:c|s|f:NAME        follow a country/section/festival (suggestion and /start buttons)
     t:c|s|f:PAGE:NAME   toggle one in the browser, then redraw PAGE (sections, festivals: page 0)
     r:c|s|f:NAME        remove one (/list)
+    rf:ID               stop following phrase ID (/list; checked against the chat on the way back)
     p:PAGE              country browser page;  sec  sections keyboard;  fes  festivals keyboard
     ua / ua:y           unsubscribe from all: ask / confirmed
     stop:y              /stop confirmed;  x  cancel a question
@@ -24,6 +25,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.render import label
 from digests import catalog
 from digests.catalog import COUNTRY, FESTIVAL, SECTION, Term
+from digests.follows import Followed, FollowResult
 from digests.subscriptions import FREQUENCIES, ChatSettings, Unknown
 
 MAX_DATA_BYTES = 64
@@ -41,7 +43,7 @@ _SIMPLE_OPS = {"sec", "fes", "ua", "ua:y", "stop:y", "x", "adm:stats"}
 class Action:
     """A decoded, validated callback."""
 
-    op: str  # s | t | r | p | sec | fes | ua | ua:y | stop:y | x | f | pz | adm:stats
+    op: str  # s | t | r | rf | p | sec | fes | ua | ua:y | stop:y | x | f | pz | adm:stats
     term: Term | None = None
     page: int = 0
     value: str = ""
@@ -98,6 +100,8 @@ def decode(data: str | None) -> Action | None:
         page = _page(rest)
         return Action(op, page=page) if page is not None else None
     if op == "f" and rest in FREQUENCIES:
+        return Action(op, value=rest)
+    if op == "rf" and rest.isdigit() and len(rest) <= 18:
         return Action(op, value=rest)
     if op == "pz" and rest in {"0", "1"}:
         return Action(op, value=rest)
@@ -174,14 +178,26 @@ def browser_keyboard(term: Term, page: int, followed: Iterable[Term]) -> InlineK
     return sections_keyboard(followed) if term.kind == SECTION else festivals_keyboard(followed)
 
 
-def list_keyboard(terms: Iterable[Term]) -> InlineKeyboardMarkup | None:
-    """A remove button for each subscription, then "unsubscribe from all"."""
+def list_keyboard(terms: Iterable[Term], phrases: Iterable[Followed] = ()) -> InlineKeyboardMarkup | None:
+    """A remove button for each subscription and followed phrase, then "unsubscribe from all"."""
+    terms = list(terms)
     buttons = [_button(label("remove", t.value), "r", _KIND_CODE[t.kind], t.value) for t in terms]
+    buttons += [_button(label("remove_phrase", f.phrase), "rf", str(f.id)) for f in phrases]
     if not buttons:
         return None
     rows = _rows(buttons, 2)
-    rows.append([_button(label("unsubscribe_all"), "ua")])
+    if terms:
+        rows.append([_button(label("unsubscribe_all"), "ua")])
     return InlineKeyboardMarkup(rows)
+
+
+def follow_result_keyboard(result: FollowResult) -> InlineKeyboardMarkup | None:
+    """/follow's answer: the country or section to subscribe to instead, or names it may mean."""
+    if result.term is not None:
+        return InlineKeyboardMarkup([[follow_button(result.term)]])
+    if result.suggestions:
+        return InlineKeyboardMarkup([[follow_button(t) for t in result.suggestions[:3]]])
+    return None
 
 
 def confirm_keyboard(yes_data: str, yes_label: str) -> InlineKeyboardMarkup:

@@ -32,6 +32,13 @@ TG_NOTHING_NEW = "telegram/nothing_new.html.j2"
 EMAIL_HTML = "email/digest.html.j2"
 EMAIL_TEXT = "email/digest.txt.j2"
 EMAIL_SUBJECT = "email/digest_subject.txt.j2"
+TG_PHRASES = "telegram/digest_phrases.html.j2"
+EMAIL_PHRASES_HTML = "email/digest_phrases.html.j2"
+EMAIL_PHRASES_TEXT = "email/digest_phrases.txt.j2"
+# Where the "names you follow" block goes. Digests are rendered (and cached) with it in place,
+# shared by every reader of the same countries and sections; each reader's own block of
+# phrase-only articles then replaces it, so following names adds small renders, not whole ones.
+PHRASES_MARK = "CLAPPER-PHRASES-BLOCK"
 
 # Plain tokens that survive escaping and CSS inlining; replaced per subscriber after the cache.
 UNSUBSCRIBE_PLACEHOLDER = "CLAPPER-PERSONAL-UNSUBSCRIBE-URL"
@@ -94,6 +101,15 @@ class DigestContext:
     local_date: date = date(2000, 1, 1)  # the digest's date in the subscriber's timezone
     period_start: date | None = None  # weekly: the day the covered week starts
     has_links: bool = False  # PUBLIC_BASE_URL set: unsubscribe/preferences are web links
+    # (article id, phrase) for articles that only a followed phrase brought: their "why" line.
+    because: tuple[tuple[int, str], ...] = ()
+
+    def why(self, article_id: int) -> str | None:
+        """The followed phrase that alone brought this article, if any."""
+        for aid, phrase in self.because:
+            if aid == article_id:
+                return phrase
+        return None
     archive_url: str = ""  # the public /archive page ("N more in Italy" links), when there is one
 
 
@@ -310,6 +326,15 @@ def _shorten(text: str, drop: int) -> str:
     return cut.rstrip(" ,.;:") + "…" if keep else ""
 
 
+def _tg_unmarked(digest: TelegramDigest) -> TelegramDigest:
+    return replace(digest, parts=tuple(p.replace(PHRASES_MARK, "") for p in digest.parts))
+
+
+def _email_unmarked(digest: EmailDigest) -> EmailDigest:
+    return replace(digest, html=digest.html.replace(PHRASES_MARK, ""),
+                   text=digest.text.replace(PHRASES_MARK, ""))
+
+
 @dataclass
 class Composer:
     """Renders digests for one run, caching by (channel, articles, context)."""
@@ -321,6 +346,7 @@ class Composer:
     renders: int = 0
     cache_hits: int = 0
     _cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
+    _css: str | None = field(default=None, repr=False)
 
     @classmethod
     def for_settings(cls, settings: Any, **kw: Any) -> Composer:
@@ -337,10 +363,84 @@ class Composer:
 
     # --- Telegram ---
 
-    def telegram(self, articles: Sequence[ArticleView], ctx: DigestContext) -> TelegramDigest:
-        """Telegram HTML parts (split at article boundaries), or the "nothing new" message."""
-        key = ("telegram", tuple(a.id for a in articles), ctx)
-        return self._cached(key, lambda: self._telegram(articles, ctx))
+    def telegram(
+        self, articles: Sequence[ArticleView], ctx: DigestContext, extra: Sequence[ArticleView] = ()
+    ) -> TelegramDigest:
+        """Telegram HTML parts (split at article boundaries), or the "nothing new" message.
+
+        `extra`: articles only a followed phrase brought (`ctx.because` names it), shown after the
+        others in a block of their own.
+        """
+        if not extra or not articles:
+            shown = list(articles) or list(extra)
+            ids = tuple(a.id for a in shown)
+            return self._final(("telegram", ids, ctx), ("telegram-marked", ids, ctx),
+                               lambda: self._telegram(shown, ctx), _tg_unmarked)
+        key = ("telegram", tuple(a.id for a in articles), tuple(a.id for a in extra), ctx)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = self._telegram_with(articles, ctx, extra)
+        return hit
+
+    def _telegram_with(
+        self, articles: Sequence[ArticleView], ctx: DigestContext, extra: Sequence[ArticleView]
+    ) -> TelegramDigest:
+        shared = replace(ctx, because=())
+        base = self._cached(("telegram-marked", tuple(a.id for a in articles), shared),
+                            lambda: self._telegram(articles, shared))
+        blocks = self._tg_blocks(extra, ctx)
+        *head, last = base.parts
+        # Lengths add up: the mark sits between tags, so no tag or entity spans the join.
+        last_length = self._cached(("telegram-length", last), lambda: telegram_length(last))
+        fits = last_length - len(PHRASES_MARK) + self._length(blocks[0]) + 2 <= self.telegram_limit
+        if len(blocks) == 1 and fits:
+            parts = (*head, last.replace(PHRASES_MARK, blocks[0] + "\n\n"))
+        else:
+            parts = (*head, last.replace(PHRASES_MARK, ""), *blocks)
+        return TelegramDigest(parts, base.template, base.article_count + len(extra))
+
+    def _piece(self, template: str, part: str, count: int = 0, article: ArticleView | None = None,
+               why: str = "", inline: bool = False) -> str:
+        """One piece of a phrase block (its heading, or one article with its "why" line), rendered
+        once per run whoever it reaches."""
+        key = (template, part, count, article.id if article else None, why)
+
+        def build() -> str:
+            ctx = DigestContext(because=((article.id, why),) if article else ())
+            text = render(self.env, template, part=part, count=count, a=article, ctx=ctx).strip()
+            return css_inline.inline_fragment(text, self._email_css()) if inline else text
+
+        return self._cached(key, build)
+
+    def _tg_blocks(self, extra: Sequence[ArticleView], ctx: DigestContext) -> list[str]:
+        """The phrase-only articles as one block, or as several messages when one would not fit."""
+        room = self.telegram_limit - 100  # the heading and the blank lines between articles
+        packs: list[list[str]] = [[]]
+        used = 0
+        for article in extra:
+            text = self._piece(TG_PHRASES, "item", article=article, why=ctx.why(article.id) or "")
+            cost = self._length(text) + 2
+            if cost > room:  # a summary too long for a message of its own: title and meta only
+                text = "\n".join(text.split("\n")[:2])
+                cost = telegram_length(text) + 2
+            if packs[-1] and used + cost > room:
+                packs.append([])
+                used = 0
+            packs[-1].append(text)
+            used += cost
+        return ["\n\n".join([self._piece(TG_PHRASES, "head", len(p)), *p]) for p in packs]
+
+    def _length(self, text: str) -> int:
+        return self._cached(("telegram-length", text), lambda: telegram_length(text))
+
+    def _final(self, key: tuple, marked_key: tuple, build, finish) -> Any:
+        """The cached digest under `key`: the marked render (itself cached) with `finish` applied."""
+        hit = self._cache.get(key)
+        if hit is not None:
+            self.cache_hits += 1
+            return hit
+        value = self._cache[key] = finish(self._cached(marked_key, build))
+        return value
 
     def _tg_part(self, groups: Sequence[Group], ctx: DigestContext, part: int, parts: int, total: int) -> str:
         by = grouping_kind(ctx.followed)
@@ -353,6 +453,7 @@ class Composer:
             part=part,
             parts=parts,
             article_count=total,
+            phrases_mark=PHRASES_MARK,
         ).strip()
 
     def _telegram(self, articles: Sequence[ArticleView], ctx: DigestContext) -> TelegramDigest:
@@ -414,10 +515,40 @@ class Composer:
 
     # --- email ---
 
-    def email(self, articles: Sequence[ArticleView], ctx: DigestContext) -> EmailDigest:
-        """Subject, inlined HTML and plain text, with placeholders for the personal links."""
-        key = ("email", tuple(a.id for a in articles), ctx)
-        return self._cached(key, lambda: self._email(articles, ctx))
+    def email(
+        self, articles: Sequence[ArticleView], ctx: DigestContext, extra: Sequence[ArticleView] = ()
+    ) -> EmailDigest:
+        """Subject, inlined HTML and plain text, with placeholders for the personal links.
+
+        `extra` as for `telegram`: a block after the others, rendered (and cached) on its own.
+        """
+        if not extra or not articles:
+            shown = list(articles) or list(extra)
+            ids = tuple(a.id for a in shown)
+            return self._final(("email", ids, ctx), ("email-marked", ids, ctx),
+                               lambda: self._email(shown, ctx), _email_unmarked)
+        shared = replace(ctx, because=())
+        base = self._cached(("email-marked", tuple(a.id for a in articles), shared),
+                            lambda: self._email(articles, shared))
+
+        heads = (self._piece(EMAIL_PHRASES_HTML, "head", len(extra), inline=True),
+                 self._piece(EMAIL_PHRASES_TEXT, "head", len(extra)))
+        pieces = [(self._piece(EMAIL_PHRASES_HTML, "item", article=a, why=ctx.why(a.id) or "", inline=True),
+                   self._piece(EMAIL_PHRASES_TEXT, "item", article=a, why=ctx.why(a.id) or ""))
+                  for a in extra]
+        page = "\n".join([heads[0], *(p for p, _ in pieces)]) + "\n"
+        text = "\n\n\n" + "\n\n".join([heads[1], *(t for _, t in pieces)]) + "\n"
+        return replace(base, html=base.html.replace(PHRASES_MARK, page),
+                       text=base.text.replace(PHRASES_MARK, text),
+                       article_count=base.article_count + len(extra))
+
+    def _email_css(self) -> str:
+        """The digest layout's stylesheet, for inlining blocks rendered apart from their page."""
+        if self._css is None:
+            page = render(self.env, "email/_layout.html.j2")
+            start, end = page.find("<style>"), page.find("</style>")
+            self._css = page[start + len("<style>") : end] if start >= 0 else ""
+        return self._css
 
     def _email(self, articles: Sequence[ArticleView], ctx: DigestContext) -> EmailDigest:
         by, groups = group_articles(articles, ctx.followed)
@@ -432,6 +563,7 @@ class Composer:
             else None
         )
         context = dict(
+            phrases_mark=PHRASES_MARK,
             grouped_by=by,
             ctx=ctx,
             article_count=len(articles),

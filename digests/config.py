@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     telegram_per_chat_interval: float = 1.0
     admin_telegram_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     max_subscriptions: int = 100
+    # Phrases ("Lukas Dhont") one reader may follow besides countries and sections.
+    max_follows: int = 30
     # Seconds between two edits of an admin's broadcast progress message.
     broadcast_progress_seconds: float = 5.0
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from digests import catalog, compose, email_limits, outbox, tokens
+from digests import catalog, compose, email_limits, follows, outbox, tokens
 from digests.config import Settings
 from digests.due import FREQUENCIES
 from digests.models import Outbox, Subscriber, Subscription, utcnow
@@ -341,9 +341,11 @@ def set_preferences(
     frequency: str,
     limit: int | None = None,
     festivals: list[str] | None = None,
+    phrases: list[str] | None = None,
+    follow_limit: int | None = None,
 ) -> Subscriber:
-    """Replace the subscriber's countries and sections (and festivals, unless None: a form that
-    does not show them leaves them as they are), and set the email frequency."""
+    """Replace the subscriber's countries and sections (and festivals and phrases, unless None: a
+    form that does not show them leaves them as they are), and set the email frequency."""
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
         raise EmailError("gone")
@@ -365,6 +367,9 @@ def set_preferences(
         if value is None:
             raise EmailError("unknown_term", term=name)
         wanted.add((catalog.FESTIVAL, value))
+    if phrases is not None:
+        _check_follows(phrases, follow_limit)
+        follows.replace_all(session, subscriber_id, phrases)
     existing = session.exec(select(Subscription).where(Subscription.subscriber_id == subscriber_id)).all()
     have = {(s.kind, s.value): s for s in existing}
     # Kinds the caller did not show stay as they are, and count towards the limit.
@@ -393,6 +398,17 @@ class NewReader:
     countries: tuple[str, ...]
     sections: tuple[str, ...]
     frequency: str = "weekly"
+    follows: tuple[str, ...] = ()  # names and phrases, cleaned
+
+
+def _check_follows(items: list[str] | tuple[str, ...], limit: int | None) -> None:
+    problem = follows.check_list(items, limit)
+    if problem is not None:
+        reason, phrase = problem
+        if reason == "too_many":
+            raise EmailError("too_many_follows", f"at most {limit} names and phrases", limit=limit)
+        raise EmailError("bad_follow", f"cannot follow {phrase!r}: names and phrases have "
+                         "2 to 60 characters, with letters or digits", phrase=phrase, problem=reason)
 
 
 def parse_terms_list(values: list[str], kind: str) -> tuple[str, ...]:
@@ -414,16 +430,20 @@ def parse_terms_list(values: list[str], kind: str) -> tuple[str, ...]:
 
 
 def new_reader(
-    email: str, countries: list[str], sections: list[str], frequency: str, *, smtputf8: bool = False
+    email: str, countries: list[str], sections: list[str], frequency: str, phrases: list[str] = (), *,
+    smtputf8: bool = False,
 ) -> NewReader:
     frequency = (frequency or "weekly").strip().lower()
     if frequency not in FREQUENCIES:
         raise EmailError("bad_frequency", f"frequency must be one of {', '.join(FREQUENCIES)}")
+    wanted = tuple(follows.parse_list("\n".join(phrases)))
+    _check_follows(wanted, None)
     return NewReader(
         email=normalize_address(email, smtputf8=smtputf8),
         countries=parse_terms_list(countries, catalog.COUNTRY),
         sections=parse_terms_list(sections, catalog.SECTION),
         frequency=frequency,
+        follows=wanted,
     )
 
 
@@ -442,6 +462,7 @@ def add_reader(
         raise EmailError("exists", f"{reader.email} is already known ({existing.email_status})")
     if len(reader.countries) + len(reader.sections) > settings.max_subscriptions:
         raise EmailError("too_many_terms", f"at most {settings.max_subscriptions} countries and sections")
+    _check_follows(reader.follows, settings.max_follows)
     if not confirmed and not settings.public_base_url:
         raise EmailError(
             "no_web", "confirmation links need PUBLIC_BASE_URL (the web app); set it or use --confirmed"
@@ -460,6 +481,7 @@ def add_reader(
         session.add(Subscription(subscriber_id=subscriber.id, kind=catalog.COUNTRY, value=value))
     for value in reader.sections:
         session.add(Subscription(subscriber_id=subscriber.id, kind=catalog.SECTION, value=value))
+    follows.replace_all(session, subscriber.id, reader.follows)
     session.flush()
     if not confirmed:
         _queue_confirmation(session, settings, subscriber, code=None, now=now)
@@ -475,6 +497,7 @@ class ReaderRow:
     countries: list[str]
     sections: list[str]
     telegram: bool
+    follows: list[str] = field(default_factory=list)
 
 
 def list_readers(session: Session, *, status: str | None = None) -> list[ReaderRow]:
@@ -491,6 +514,7 @@ def list_readers(session: Session, *, status: str | None = None) -> list[ReaderR
             .order_by(Subscription.value)
         ).all():
             terms[sub_id][0 if kind == catalog.COUNTRY else 1].append(value)
+    phrases = follows.load(session, ids) if ids else {}
     return [
         ReaderRow(
             id=s.id,
@@ -500,6 +524,7 @@ def list_readers(session: Session, *, status: str | None = None) -> list[ReaderR
             countries=terms[s.id][0],
             sections=terms[s.id][1],
             telegram=s.telegram_chat_id is not None,
+            follows=[phrase for _, phrase in phrases.get(s.id, [])],
         )
         for s in subscribers
     ]

@@ -1,4 +1,4 @@
-"""CSV import and export of email readers (columns: email, countries, sections, frequency).
+"""CSV import and export of email readers (columns: email, countries, sections, frequency, follows).
 
 Each row is all-or-nothing: it is validated first, then written inside its own savepoint, so a
 row that fails half-way leaves nothing behind and the good rows around it still go in.
@@ -19,9 +19,11 @@ from sqlmodel import Session
 from digests import emails
 from digests.config import Settings
 
-COLUMNS = ("email", "countries", "sections", "frequency")
+COLUMNS = ("email", "countries", "sections", "frequency", "follows")
 # Within a cell several names are separated by ";" or "|" (commas work too when the cell is quoted).
 _CELL_SPLIT = re.compile(r"[;|,]")
+# Followed phrases may hold commas ("Be For Films, Inc."): only ";" and "|" separate them.
+_FOLLOWS_SPLIT = re.compile(r"[;|]")
 # An export carries the status; such rows are not mailed again by re-importing the file.
 _NOT_REIMPORTED = {"unsubscribed", "bounced"}
 # OWASP CSV injection: a spreadsheet runs a cell starting with one of these as a formula.
@@ -131,6 +133,7 @@ def parse(text: str, *, smtputf8: bool = False) -> tuple[list[ParsedRow], list[B
                 _split(row.get("countries")),
                 _split(row.get("sections")),
                 row.get("frequency") or "",
+                [p.strip() for p in _FOLLOWS_SPLIT.split(row.get("follows") or "") if p.strip()],
                 smtputf8=smtputf8,
             )
         except emails.EmailError as exc:
@@ -193,6 +196,7 @@ def export_csv(session: Session, *, status: str | None = None) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*COLUMNS, "status"])
     for r in emails.list_readers(session, status=status):
-        cells = [r.email, ";".join(r.countries), ";".join(r.sections), r.frequency, r.status]
+        cells = [r.email, ";".join(r.countries), ";".join(r.sections), r.frequency, ";".join(r.follows),
+                 r.status]
         writer.writerow([neutralise(cell) for cell in cells])
     return out.getvalue()

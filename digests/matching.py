@@ -1,5 +1,7 @@
 """Pure matching: which articles a set of subscriptions selects.
 
+A followed phrase (digests/phrases.py) adds articles besides this rule: `select_with_phrases`.
+
 The rule (also written in the bot's /help): within a kind (country, section) any chosen value
 matches; across kinds every kind with a choice must match; a kind with nothing chosen matches
 everything; no subscriptions at all follows nothing.
@@ -102,3 +104,28 @@ def group_by_key(subscriptions: Mapping[Hashable, Iterable[Any]]) -> dict[Subscr
     for subscriber, subs in subscriptions.items():
         groups[subscription_key(subs)].append(subscriber)
     return dict(groups)
+
+
+def select_with_phrases(
+    by_tags: tuple[int, ...],
+    mine_phrases: tuple[tuple[str, str], ...],
+    phrase_hits: Mapping[str, Sequence[int]],
+    order: Mapping[int, int],
+    by_id: Mapping[int, Any],
+    first_seen: Mapping[int, Any],
+    since: Any,
+) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[tuple[int, str], ...]]:
+    """The new articles for one reader: (the tag rule's, those only a followed phrase brings, and
+    (article id, phrase) for each of the latter: their "why" line). Both lists in `order`."""
+    ids = [i for i in by_tags if first_seen[i] > since]
+    selected = tuple(by_id[i] for i in ids)
+    if not mine_phrases:
+        return selected, (), ()
+    taken = set(ids)
+    because: dict[int, str] = {}
+    for k, phrase in mine_phrases:
+        for i in phrase_hits.get(k, ()):
+            if i not in taken and i not in because and first_seen[i] > since:
+                because[i] = phrase
+    extra = tuple(by_id[i] for i in sorted(because, key=order.__getitem__))
+    return selected, extra, tuple(sorted(because.items()))

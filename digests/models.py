@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
+
+from digests.phrases import search_text
 
 
 def utcnow() -> datetime:
@@ -44,6 +46,11 @@ class Article(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     source_id: int | None = Field(
         default=None, sa_column=Column(ForeignKey("source.id", ondelete="SET NULL"), nullable=True)
+    )
+    # Title and summary as phrases compare (digests/phrases.py): what full-text search indexes,
+    # kept in step by the mapper events at the end of this module.
+    search_text: str = Field(
+        default="", sa_column=Column(Text, nullable=False, default="", server_default="")
     )
 
 
@@ -123,6 +130,20 @@ class Subscription(SQLModel, table=True):
     )
     kind: str  # country | section
     value: str  # canonical name
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Follow(SQLModel, table=True):
+    """A phrase a reader follows ("Lukas Dhont"): articles mentioning it come besides the tag rule."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "key", name="uq_follow"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(
+        sa_column=Column(ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    phrase: str  # as the reader typed it, quotes and extra spaces removed
+    key: str = Field(index=True)  # phrases.key(phrase): what matching compares
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -207,3 +228,9 @@ class DeliveryWorker(SQLModel, table=True):
     channels: str = ""  # comma-separated: the Telegram rate is shared among those with "telegram"
     started_at: datetime = Field(default_factory=utcnow)
     heartbeat_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+@event.listens_for(Article, "before_insert")
+@event.listens_for(Article, "before_update")
+def _article_search_text(_mapper, _connection, article: Article) -> None:
+    article.search_text = search_text(article.title, article.summary)

@@ -21,11 +21,11 @@ from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from digests import catalog, due, tokens
+from digests import catalog, due, follows, phrases, tokens
 from digests.compose import ArticleView, Composer, DigestContext, EmailDigest, TelegramDigest
 from digests.config import Settings
 from digests.db import session_scope
-from digests.matching import ArticleIndex, SubscriptionKey, subscription_key
+from digests.matching import ArticleIndex, SubscriptionKey, select_with_phrases, subscription_key
 from digests.models import Article, ArticleTag, Outbox, Subscriber, Subscription, utcnow
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,8 @@ def load_new_articles(
     return views, {a.id: a.first_seen_at for a in rows}, tags
 
 
-def _context(s: Subscriber, channel: str, followed, settings: Settings, now: datetime) -> DigestContext:
+def _context(s: Subscriber, channel: str, followed, settings: Settings, now: datetime,
+             because: tuple[tuple[int, str], ...] = ()) -> DigestContext:
     local = now.astimezone(due.resolve_zone(s.timezone, settings.default_timezone)).date()
     frequency = s.frequency if channel == "telegram" else s.email_frequency
     return DigestContext(
@@ -189,6 +190,7 @@ def _context(s: Subscriber, channel: str, followed, settings: Settings, now: dat
         local_date=local,
         period_start=local - timedelta(days=7) if frequency == "weekly" else None,
         has_links=bool(settings.public_base_url),
+        because=because,
         archive_url=f"{settings.public_base_url.rstrip('/')}/archive" if settings.public_base_url else "",
     )
 
@@ -225,12 +227,18 @@ def plan(
     if not pending:
         return []
     subs = load_subscriptions(session, [d.subscriber.id for d in pending])
+    phrases_of = follows.load(session, [d.subscriber.id for d in pending])
     articles, first_seen, tags = load_new_articles(session, since=min(d.since for d in pending), until=now)
     report.articles = len(articles)
     by_id = {a.id: a for a in articles}
     index = ArticleIndex([(a.id, tags[a.id]) for a in articles])
+    # Every distinct phrase against every new article, once: each article normalised once.
+    phrase_hits = phrases.match_articles(
+        {k for pairs in phrases_of.values() for k, _ in pairs},
+        [(a.id, a.title, a.summary) for a in articles],
+    )
     matched: dict[SubscriptionKey, tuple[int, ...]] = {}
-    composed: dict[tuple, tuple[ArticleView, ...]] = {}
+    composed: dict[tuple, tuple] = {}  # (selected, extra, because) per (set, phrases, watermark)
     send_empty_all = settings.send_empty_digests or preview
     newest = max(first_seen.values(), default=None)
     planned: list[Planned] = []
@@ -240,25 +248,28 @@ def plan(
         key = subscription_key(mine)
         if key not in matched:
             matched[key] = index.select(key)
-        # Subscribers sharing a set and a watermark share the filtered tuple (and then the render).
-        group = (key, d.since)
-        selected = composed.get(group)
-        if selected is None:
-            selected = composed[group] = tuple(by_id[i] for i in matched[key] if first_seen[i] > d.since)
+        mine_phrases = tuple(phrases_of.get(s.id, ()))
+        # Subscribers sharing a set, phrases and a watermark share the filtered tuple (and the render).
+        group = (key, mine_phrases, d.since)
+        hit = composed.get(group)
+        if hit is None:
+            hit = composed[group] = select_with_phrases(
+                matched[key], mine_phrases, phrase_hits, index.order, by_id, first_seen, d.since)
+        selected, extra, because = hit
         item = Planned(
             s.id,
             d.channel,
             str(s.telegram_chat_id) if d.channel == "telegram" else s.email,
             d.watermark,
-            selected,
+            selected + extra,
         )
-        if selected or (mine and (s.send_empty or send_empty_all)):
+        if selected or extra or ((mine or mine_phrases) and (s.send_empty or send_empty_all)):
             followed = tuple(sorted(set(mine), key=lambda kv: (kv[0], kv[1].casefold())))
-            ctx = _context(s, d.channel, followed, settings, now)
+            ctx = _context(s, d.channel, followed, settings, now, because)
             if d.channel == "telegram":
-                item.telegram = composer.telegram(selected, ctx)
+                item.telegram = composer.telegram(selected, ctx, extra)
             else:
-                item.email = composer.email(selected, ctx)
+                item.email = composer.email(selected, ctx, extra)
         elif not preview and d.frequency == "instant" and not (newest and newest > d.since):
             # Instant and nothing at all arrived since: leave the watermark (no write every minute).
             continue

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from digests import catalog
 from digests.catalog import COUNTRY, FESTIVAL, SECTION, TAG
 from digests.models import Article, ArticleTag, Source
+from digests.phrases import search_text
 from digests.sources import ParsedArticle, article_json
 from digests.sources.listing import TEXT_ID_PREFIX, text_id
 
@@ -173,6 +174,8 @@ def upsert_articles(
                 "first_seen_at": now,
                 "updated_at": now,
                 "source_id": source_id,
+                # Core INSERTs skip the mapper event that keeps the search index's text.
+                "search_text": search_text(a.title, a.summary),
             }
             for a in chunk
         ]

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from digests import catalog, emails, readers, tokens
+from digests import catalog, emails, follows, readers, tokens
 from digests.config import Settings
 from digests.db import session_scope
 from digests.models import Subscriber
@@ -158,13 +158,14 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         problem: str | None = None,
         bad_fields: tuple[str, ...] = (),
     ) -> Response:
-        def read() -> tuple[Subscriber, list[str], list[str], list[str]]:
+        def read() -> tuple[Subscriber, list[str], list[str], list[str], list[str]]:
             with session_scope(engine) as session:
                 subscriber = bound(session, claim)
                 countries, sections = emails.terms_of(session, subscriber.id)
-                return subscriber, countries, sections, emails.festivals_of(session, subscriber.id)
+                mine = [p for _, p in follows.load(session, [subscriber.id]).get(subscriber.id, [])]
+                return subscriber, countries, sections, emails.festivals_of(session, subscriber.id), mine
 
-        subscriber, countries, sections, festivals = await run_in_threadpool(read)
+        subscriber, countries, sections, festivals, mine = await run_in_threadpool(read)
         chosen = set(countries)
         return page(
             "preferences",
@@ -173,6 +174,9 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             action=action(request),
             saved=saved,
             too_many=settings.max_subscriptions if problem == "too_many_terms" else None,
+            phrase_problem=problem if problem in ("too_many_follows", "bad_follow") else None,
+            phrases=mine,
+            follow_limit=settings.max_follows,
             problem=problem,
             bad_fields=bad_fields,
             chosen_countries=countries,
@@ -197,6 +201,8 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         # Only a form that showed the festivals may change them (no ticks there means none).
         festivals = [str(v) for v in form.getlist("festival")] if "festivals_shown" in form else None
         frequency = str(form.get("frequency", ""))
+        typed = form.get("phrases")
+        phrases = None if typed is None else follows.parse_list(str(typed))
         # Older copies of the page have no schedule fields: then the schedule stays as it is.
         schedule = (
             readers.parse_schedule(
@@ -227,6 +233,8 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
                         frequency=frequency,
                         limit=settings.max_subscriptions,
                         festivals=festivals,
+                        phrases=phrases,
+                        follow_limit=settings.max_follows,
                     )
                 except emails.EmailError as exc:
                     session.rollback()
@@ -238,7 +246,8 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
         problem = await run_in_threadpool(save)
         if problem == "gone":
             return page("gone")
-        if problem and problem not in ("too_many_terms", "nothing_chosen", "bad_schedule", "unknown_term"):
+        if problem and problem not in ("too_many_terms", "nothing_chosen", "bad_schedule", "unknown_term",
+                                       "too_many_follows", "bad_follow"):
             # Only a hand-made form can send an unknown frequency.
             return _invalid("the form held something we do not offer")
         # The others are shown on the page, with what is stored unchanged.

@@ -146,7 +146,7 @@ def test_cli_add_import_list_export_remove(cli, engine, tmp_path):
     assert "line 2: ann@example.org: ann@example.org is already known (confirmed)" in r.output
     r = cli("subscribers", "export")
     assert r.exit_code == 0
-    assert r.stdout.splitlines()[1] == "ann@example.org,Belgium,Production,daily,confirmed"
+    assert r.stdout.splitlines()[1] == "ann@example.org,Belgium,Production,daily,,confirmed"
     r = cli("subscribers", "list", "--json")
     assert r.exit_code == 0 and len(r.stdout.splitlines()) == 3
     r = cli("subscribers", "remove", "bob@example.org")

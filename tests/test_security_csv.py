@@ -38,13 +38,13 @@ def test_export_neutralises_formula_cells_and_reimports_them_unchanged(cli, engi
     result = cli("subscribers", "export")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "email,countries,sections,frequency,status"
+    assert lines[0] == "email,countries,sections,frequency,follows,status"
     assert sorted(lines[1:]) == sorted(
         [
-            "'=1+1@example.org,Belgium,,daily,confirmed",
-            "'+1+1@example.org,Belgium,,daily,confirmed",
-            "'-2+3@example.org,Belgium,,daily,confirmed",
-            "'=cmd|'/c-calc'!a0@example.org,Belgium,,daily,confirmed",
+            "'=1+1@example.org,Belgium,,daily,,confirmed",
+            "'+1+1@example.org,Belgium,,daily,,confirmed",
+            "'-2+3@example.org,Belgium,,daily,,confirmed",
+            "'=cmd|'/c-calc'!a0@example.org,Belgium,,daily,,confirmed",
         ]
     )
     for cell in (line.split(",")[0] for line in lines[1:]):

@@ -23,7 +23,8 @@ async def start(update: Update, context: Context) -> None:
 async def help_command(update: Update, context: Context) -> None:
     """Every command with an example, and the matching rule."""
     settings, _ = deps(context)
-    await reply(update, "help", chat=chat_of(update), limit=settings.max_subscriptions)
+    await reply(update, "help", chat=chat_of(update), limit=settings.max_subscriptions,
+                follow_limit=settings.max_follows)
 
 
 def register(application: Application) -> None:

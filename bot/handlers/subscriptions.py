@@ -4,7 +4,7 @@
 flowchart LR
   subscribe["/subscribe TERMS"] -->|unknown word| suggest[suggestion buttons] -->|tap| followed
   subscribe -->|no terms| browser[country pages / sections / festivals] -->|tap toggles| browser
-  list["/list"] -->|✖ tap| list
+  list["/list"] -->|✖ tap, a term or a phrase| list
   list -->|Unsubscribe from all| confirm -->|yes| emptied
   unsubscribe["/unsubscribe all"] --> confirm
 ```
@@ -17,7 +17,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filt
 
 from bot import keyboards
 from bot.common import Context, argument_text, call, chat_of, deps, edit, may_manage, reply, toast
-from digests import catalog, subscriptions
+from digests import catalog, follows, subscriptions
 from digests.catalog import COUNTRY, FESTIVAL
 from digests.subscriptions import InvalidInput
 
@@ -72,8 +72,16 @@ async def unsubscribe(update: Update, context: Context) -> None:
 async def list_command(update: Update, context: Context) -> None:
     """/list: what this chat follows, a remove button each."""
     _, engine = deps(context)
-    terms = await call(subscriptions.list_subscriptions, engine, update.effective_chat.id)
-    await reply(update, "list", keyboard=keyboards.list_keyboard(terms[:MAX_REMOVE_BUTTONS]), terms=terms)
+    await _send_list(update, engine, update.effective_chat.id, edit_it=False)
+
+
+async def _send_list(update: Update, engine, chat_id: int, *, edit_it: bool) -> None:
+    terms = await call(subscriptions.list_subscriptions, engine, chat_id)
+    phrases = await call(follows.listed_chat, engine, chat_id)
+    room = max(MAX_REMOVE_BUTTONS - len(terms), 0)
+    markup = keyboards.list_keyboard(terms[:MAX_REMOVE_BUTTONS], phrases[:room])
+    send = edit if edit_it else reply
+    await send(update, "list", keyboard=markup, terms=terms, phrases=phrases)
 
 
 async def countries(update: Update, context: Context) -> None:
@@ -136,8 +144,14 @@ async def on_button(update: Update, context: Context) -> None:
     elif action.op == "r":
         result = await call(subscriptions.unsubscribe, engine, chat.id, [term])
         await toast(update, "removed" if result.removed else "not_followed", term.value)
-        terms = await call(subscriptions.list_subscriptions, engine, chat.id)
-        await edit(update, "list", keyboard=keyboards.list_keyboard(terms[:MAX_REMOVE_BUTTONS]), terms=terms)
+        await _send_list(update, engine, chat.id, edit_it=True)
+    elif action.op == "rf":
+        subscriber_id = await call(follows.chat_subscriber, engine, chat.id)
+        phrase = None
+        if subscriber_id is not None:
+            phrase = await call(follows.remove, engine, subscriber_id, int(action.value))
+        await toast(update, "removed" if phrase else "stale", *((phrase,) if phrase else ()))
+        await _send_list(update, engine, chat.id, edit_it=True)
     elif action.op == "ua":
         await update.callback_query.answer()
         await reply(update, "unsubscribe_all_confirm",
@@ -175,6 +189,6 @@ def register(application: Application) -> None:
     application.add_handler(CommandHandler("countries", countries, filters=new_messages))
     application.add_handler(CommandHandler("sections", sections, filters=new_messages))
     application.add_handler(CommandHandler("festivals", festivals, filters=new_messages))
-    buttons = _ops("s", "t", "r", "p", "sec", "fes", "ua", "ua:y")
+    buttons = _ops("s", "t", "r", "rf", "p", "sec", "fes", "ua", "ua:y")
     application.add_handler(CallbackQueryHandler(on_button, pattern=buttons))
     application.add_handler(CallbackQueryHandler(cancel, pattern=_ops("x")))

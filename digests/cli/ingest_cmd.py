@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from digests import catalog, demo, ingest, store
+from digests import catalog, demo, ingest, phrases, search, store
 from digests.cli.common import setup
 from digests.db import session_scope
 from digests.sources.http import FetchError
@@ -205,6 +205,9 @@ def articles_command(
     since: str | None = typer.Option(None, "--since", help="Published on or after YYYY-MM-DD."),
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    match: str | None = typer.Option(
+        None, "--match", help="Words together, in order, in the title or summary (as /search and follows)."
+    ),
 ) -> None:
     """Stored articles, newest first; countries and sections combine like subscriptions."""
     countries = []
@@ -232,15 +235,29 @@ def articles_command(
             _err(f"--since wants a date like 2024-09-30, not {since!r}")
             raise typer.Exit(2) from exc
     _settings, engine = setup(needs_secret=False)
+    if match is not None and not phrases.words(match):
+        _err(f"--match wants letters or digits, not {match!r}")
+        raise typer.Exit(2)
     with session_scope(engine) as session:
-        rows = store.articles(
-            session,
-            countries=countries,
-            sections=sections,
-            festivals=festivals,
-            since=since_date,
-            limit=limit,
-        )
+        if match is not None:
+            # Newest first by the phrase rule; countries, sections and festivals then narrow it.
+            wide = limit if not (countries or sections or festivals) else 10**9
+            found = search.search(session, match, since=since_date, limit=wide).articles
+            rows = [
+                a
+                for a in found
+                if _narrowed(a, countries, sections)
+                and (not festivals or any(catalog.split_edition(f)[0] in festivals for f in a.festivals))
+            ][:limit]
+        else:
+            rows = store.articles(
+                session,
+                countries=countries,
+                sections=sections,
+                festivals=festivals,
+                since=since_date,
+                limit=limit,
+            )
     if as_json:
         _print_json(a.as_json() for a in rows)
         return
@@ -248,6 +265,11 @@ def articles_command(
         _console().print("No articles match.")
         return
     _console().print(demo.articles_table(rows, title=f"{len(rows)} article(s)"))
+
+
+def _narrowed(article: store.ArticleView, countries: list[str], sections: list[str]) -> bool:
+    return (not countries or bool(set(countries) & set(article.countries))) and (
+        not sections or bool(set(sections) & set(article.sections)))
 
 
 def demo_command() -> None:

@@ -30,6 +30,9 @@ def add(
     country: list[str] = typer.Option([], "--country", help="A country to follow (repeat for more)."),
     section: list[str] = typer.Option([], "--section", help="A section to follow (repeat for more)."),
     frequency: str = typer.Option("weekly", "--frequency", help="instant, daily or weekly."),
+    follow: list[str] = typer.Option(
+        [], "--follow", help='A name or phrase whose articles come too, e.g. "Lukas Dhont" (repeatable).'
+    ),
     confirmed: bool = typer.Option(
         False, "--confirmed", help="The reader already agreed: no confirmation email."
     ),
@@ -37,12 +40,13 @@ def add(
     """Add one email reader; a confirmation link is emailed unless --confirmed."""
     settings, engine = setup()
     try:
-        reader = emails.new_reader(email, country, section, frequency, smtputf8=settings.smtp_utf8)
+        reader = emails.new_reader(email, country, section, frequency, follow, smtputf8=settings.smtp_utf8)
         with session_scope(engine) as session:
             subscriber = emails.add_reader(session, settings, reader, confirmed=confirmed)
     except emails.EmailError as exc:
         raise _fail(f"Not added: {exc.detail or exc.reason}") from exc
-    follows = ", ".join([*reader.countries, *reader.sections]) or "everything"
+    named = [*reader.countries, *reader.sections, *(f'"{p}"' for p in reader.follows)]
+    follows = ", ".join(named) or "everything"
     state = "confirmed" if confirmed else "pending: confirmation email queued"
     typer.echo(f"Added {reader.email} (#{subscriber.id}, {reader.frequency}, follows {follows}; {state}).")
 
@@ -50,7 +54,7 @@ def add(
 @subscribers_app.command("import")
 def import_(
     file: Path = typer.Argument(
-        ..., exists=True, dir_okay=False, help="CSV: email,countries,sections,frequency"
+        ..., exists=True, dir_okay=False, help="CSV: email,countries,sections,frequency,follows"
     ),
     confirmed: bool = typer.Option(
         False, "--confirmed", help="Readers already agreed: no confirmation emails."
@@ -94,7 +98,7 @@ def list_(
             sys.stdout.write(json.dumps(r.__dict__, ensure_ascii=False) + "\n")
         return
     table = Table(title=f"Email readers ({len(rows)})")
-    for col in ("Email", "Status", "Frequency", "Countries", "Sections", "Telegram"):
+    for col in ("Email", "Status", "Frequency", "Countries", "Sections", "Phrases", "Telegram"):
         table.add_column(col)
     for r in rows:
         table.add_row(
@@ -103,6 +107,7 @@ def list_(
             r.frequency,
             ", ".join(r.countries) or "all",
             ", ".join(r.sections) or "all",
+            "; ".join(r.follows),
             "yes" if r.telegram else "",
         )
     Console().print(table)
