@@ -69,6 +69,10 @@ async def test_follow_dry_run_whole_words_terms_list_search_and_the_digest(app, 
     reply = await me.say("/follow Belgum")
     assert "Now following “Belgum”" in reply.plain and "did you mean Belgium?" in reply.plain
     assert reply.callback_data() == ["s:c:Belgium"]
+    # A festival name too (every edition), by an alias.
+    reply = await me.say("/follow berlino")
+    assert "Berlinale is a festival you can subscribe to" in reply.plain
+    assert reply.callback_data() == ["s:f:Berlinale"]
     assert "too short" in (await me.say("/follow x")).plain
     assert [f.phrase for f in follows.listed_chat(engine, CHAT)] == ["jose ortuno", "Girl", "Belgum"]
 

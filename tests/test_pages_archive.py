@@ -124,3 +124,36 @@ def test_a_reader_following_nothing_has_an_empty_feed(engine, settings):
     with session_scope(engine) as s:
         subscriber, articles = archive.feed_articles(s, ann)
     assert subscriber is not None and articles == []
+
+
+async def test_the_archive_search_box_finds_names_by_the_phrase_rule(engine, settings):
+    with session_scope(engine) as s:
+        for i, (title, country) in enumerate(
+            [
+                ("Lukas Dhont’s next film shoots in Ghent", "Belgium"),
+                ("Girlfriend wraps in Lyon", "France"),
+                ("A girl and her dog: José Ortuño produces", "Spain"),
+                ("Party Girl starts in Antwerp", "Belgium"),
+            ],
+            start=1,
+        ):
+            s.add(Article(id=i, url=f"https://news.example/{i}", title=title, summary="",
+                          published=date(2026, 2, i)))
+            s.flush()
+            s.add(ArticleTag(article_id=i, kind="country", value=country))
+    app = web.create_app(settings, engine)
+    async with running(app) as base, httpx.AsyncClient(base_url=base) as http:
+        names = await http.get("/archive", params={"q": "lukas DHONT"})
+        assert names.status_code == 200
+        assert "Articles mentioning “lukas DHONT”" in names.text
+        assert "next film shoots in Ghent" in names.text and "Girlfriend" not in names.text
+        # Whole words, accents ignored, newest first; the country filter narrows the answer.
+        girl = await http.get("/archive", params={"q": "girl"})
+        assert "Girlfriend" not in girl.text
+        assert girl.text.index("Party Girl starts") < girl.text.index("A girl and her dog")
+        narrowed = await http.get("/archive", params={"q": "girl", "country": "Belgium"})
+        assert "Party Girl starts" in narrowed.text and "her dog" not in narrowed.text
+        assert "her dog" in (await http.get("/archive", params={"q": "jose ortuno"})).text
+        none = await http.get("/archive", params={"q": "Animas"})
+        assert "No articles mentioning “Animas” yet." in none.text
+        assert 'name="q"' in (await http.get("/archive")).text

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from digests import archive, emails, tokens
+from digests import archive, catalog, emails, search, tokens
 from digests.config import Settings
 from digests.db import session_scope
 from digests.web import _HEADERS, page
@@ -23,6 +23,19 @@ from digests.web import _HEADERS, page
 def _page_number(request: Request) -> int:
     raw = request.query_params.get("page", "1")
     return int(raw) if raw.isdigit() and 0 < int(raw) < 100_000 else 1
+
+
+SEARCH_LIMIT = 30  # the search box shows the newest matches; narrower words find older ones
+
+
+def _within(article, filters: dict[str, str]) -> bool:
+    """Whether `article` carries every tag the archive's filters ask for."""
+    have = {
+        "country": set(article.countries),
+        "section": set(article.sections),
+        "festival": {catalog.split_edition(label)[0] for label in article.festivals},
+    }
+    return all(value in have.get(kind, set()) for kind, value in filters.items())
 
 
 def routes(settings: Settings, engine: Engine) -> list[Route]:
@@ -34,20 +47,32 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
     async def archive_page(request: Request) -> Response:
         filters = {k: request.query_params.get(k, "").strip() for k in archive.ARCHIVE_KINDS}
         number = _page_number(request)
+        words = request.query_params.get("q", "").strip()
 
         def read() -> archive.ArchivePage:
             with session_scope(engine) as session:
                 return archive.archive_page(session, filters, number)
 
         found = await run_in_threadpool(read)
+        searched = None
+        if words:
+            # The search box: the phrase rule of /search, narrowed by the filters beside it.
+            searched = await run_in_threadpool(search.find, engine, words, limit=SEARCH_LIMIT)
+            searched.articles = [a for a in searched.articles if _within(a, found.filters)]
 
         def link(page_no: int) -> str:
             query = {**found.filters, "page": str(page_no)} if page_no > 1 else dict(found.filters)
             return "/archive" + ("?" + urlencode(query) if query else "")
 
+        if searched is not None:
+            return page(
+                "archive", found=found, searched=searched, words=words, previous_url=None, next_url=None
+            )
         return page(
             "archive",
             found=found,
+            searched=None,
+            words="",
             previous_url=link(found.page - 1) if found.page > 1 else None,
             next_url=link(found.page + 1) if found.has_next else None,
         )
