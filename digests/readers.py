@@ -65,7 +65,7 @@ def sign_up(
     """'sent' for every address that may be mailed (a confirmation is queued when one is due),
     'quiet' when nothing is sent (already confirmed, bounced). Raises EmailError for bad input."""
     now = now or utcnow()
-    if not reader.countries and not reader.sections:
+    if not reader.countries and not reader.sections and not reader.follows:
         raise emails.EmailError("nothing_chosen")
     existing = emails.by_address(session, reader.email)
     if existing is None:

@@ -74,7 +74,7 @@ async def test_honeypot_cross_site_and_empty_choices_change_nothing(engine, web_
         site = await http.post("/subscribe", data=FORM, headers={"Sec-Fetch-Site": "cross-site"})
         assert site.status_code == 403
         empty = await http.post("/subscribe", data={"email": "dana@example.org", "country": ["", ""]})
-        assert empty.status_code == 422 and "Choose at least one country or section" in empty.text
+        assert empty.status_code == 422 and "Choose at least one country, section or name" in empty.text
         bad = await http.post("/subscribe", data={**FORM, "email": "not an address"})
         assert bad.status_code == 422 and "does not look right" in bad.text
         # The form keeps what was typed (escaped).
@@ -210,3 +210,28 @@ def test_sign_up_never_touches_an_address_that_belongs_to_a_telegram_chat(engine
         terms = list(s.exec(select(Subscription.value).where(Subscription.subscriber_id == chat_id)))
         assert terms == ["Italy"] and s.get(Subscriber, chat_id).email_frequency == "weekly"
     assert _mail_to(engine, "tg@example.org") == []
+
+
+async def test_sign_up_takes_names_and_phrases_and_may_follow_only_those(engine, web_settings):
+    from digests.models import Follow
+
+    async with (
+        running(web.create_app(web_settings, engine)) as base,
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        form = await http.get("/subscribe")
+        assert '<textarea id="phrases" name="phrases"' in form.text
+        assert "ignoring case and accents" in form.text  # the rule, in one sentence
+        sent = await http.post(
+            "/subscribe", data={"email": "eve@example.org", "phrases": "Lukas Dhont\nBe For Films\n"}
+        )
+        assert sent.status_code == 200 and "Check your inbox" in sent.text
+        bad = await http.post("/subscribe", data={"email": "fay@example.org", "phrases": "x"})
+        assert bad.status_code == 422 and "2 to 60 characters" in bad.text
+        assert "x</textarea>" in bad.text  # what was typed is kept
+    with session_scope(engine) as s:
+        eve = s.exec(select(Subscriber).where(Subscriber.email == "eve@example.org")).one()
+        phrases = sorted(s.exec(select(Follow.phrase).where(Follow.subscriber_id == eve.id)))
+        assert phrases == ["Be For Films", "Lukas Dhont"]
+        assert s.exec(select(Subscriber).where(Subscriber.email == "fay@example.org")).first() is None
+    assert len(_mail_to(engine, "eve@example.org")) == 1

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from digests import catalog, emails, readers, tokens
+from digests import catalog, emails, follows, readers, tokens
 from digests.config import Settings
 from digests.db import session_scope
 from digests.due import FREQUENCIES
@@ -38,7 +38,8 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
     limits = readers.SignupLimits.for_settings(settings)
 
     def form_page(status: int = 200, **context: object) -> Response:
-        values = {"email": "", "countries": [], "sections": [], "frequency": "weekly", "problem": None}
+        values = {"email": "", "countries": [], "sections": [], "frequency": "weekly", "problem": None,
+                  "phrases": ""}
         values.update(context)
         return page(
             "subscribe",
@@ -47,6 +48,7 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
             all_sections=list(catalog.sections()),
             frequencies=FREQUENCIES,
             country_fields=COUNTRY_FIELDS,
+            follow_limit=settings.max_follows,
             **values,
         )
 
@@ -60,7 +62,9 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
         countries = [str(v).strip() for v in form.getlist("country") if str(v).strip()]
         sections = [str(v) for v in form.getlist("section")]
         frequency = str(form.get("frequency", "weekly"))
-        kept = {"email": address, "countries": countries, "sections": sections, "frequency": frequency}
+        typed = str(form.get("phrases", ""))
+        kept = {"email": address, "countries": countries, "sections": sections, "frequency": frequency,
+                "phrases": typed}
         if str(form.get("website", "")):
             # The honeypot: people never see this field, form-filling robots fill it. Answer as if
             # it worked, so they learn nothing.
@@ -70,7 +74,7 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
         if not limits.per_ip.allow(ip):
             return form_page(429, problem="too_often", **kept)
         try:
-            reader = emails.new_reader(address, countries, sections, frequency)
+            reader = emails.new_reader(address, countries, sections, frequency, follows.parse_list(typed))
         except emails.EmailError as exc:
             return form_page(422, problem=exc.reason, detail=str(exc), **kept)
         if not limits.per_address.allow(reader.email):
