@@ -217,9 +217,9 @@ async def test_three_workers_on_postgres_send_each_message_once(engine, db_url, 
     assert len(busy) >= 2
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_two_workers_on_postgres_share_the_bots_rate(engine, db_url, tmp_path):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("several workers need PostgreSQL (SQLite has no row locks)")
     cap = 40
     chats = list(range(8000, 8400))
     for chat in chats:
