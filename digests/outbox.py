@@ -203,20 +203,28 @@ def mark_sent(engine: Engine, row_id: int, *, worker_id: str, now: datetime | No
 
 def mark_sent_many(engine: Engine, row_ids: list[int], *, worker_id: str, now: datetime | None = None) -> int:
     """Settle many sent rows in one commit (email's group commit); returns how many were still ours."""
+    return _update_ours(
+        engine,
+        row_ids,
+        worker_id,
+        state="sent",
+        sent_at=now or utcnow(),
+        attempts=Outbox.attempts + 1,
+        last_error=None,
+        claimed_by=None,
+        claimed_at=None,
+    )
+
+
+def _update_ours(engine: Engine, row_ids: list[int], worker_id: str, **values) -> int:
+    """Set `values` on the rows of `row_ids` this worker still holds; how many it still held."""
     if not row_ids:
         return 0
     with session_scope(engine) as session:
         result = session.execute(
             update(Outbox)
             .where(Outbox.id.in_(row_ids), Outbox.state == "sending", Outbox.claimed_by == worker_id)
-            .values(
-                state="sent",
-                sent_at=now or utcnow(),
-                attempts=Outbox.attempts + 1,
-                last_error=None,
-                claimed_by=None,
-                claimed_at=None,
-            )
+            .values(**values)
         )
         return result.rowcount
 
@@ -303,26 +311,12 @@ def requeue(
     }
     if error is not None:
         values["last_error"] = error
-    with session_scope(engine) as session:
-        result = session.execute(
-            update(Outbox)
-            .where(Outbox.id.in_(row_ids), Outbox.state == "sending", Outbox.claimed_by == worker_id)
-            .values(**values)
-        )
-        return result.rowcount
+    return _update_ours(engine, row_ids, worker_id, **values)
 
 
 def touch(engine: Engine, row_ids: list[int], *, worker_id: str, now: datetime | None = None) -> int:
     """Heartbeat: keep rows this worker is still busy with from looking abandoned."""
-    if not row_ids:
-        return 0
-    with session_scope(engine) as session:
-        result = session.execute(
-            update(Outbox)
-            .where(Outbox.id.in_(row_ids), Outbox.state == "sending", Outbox.claimed_by == worker_id)
-            .values(claimed_at=now or utcnow())
-        )
-        return result.rowcount
+    return _update_ours(engine, row_ids, worker_id, claimed_at=now or utcnow())
 
 
 def recover_stale(engine: Engine, *, timeout: float, now: datetime | None = None) -> int:
