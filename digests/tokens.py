@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -67,7 +68,13 @@ class Claim:
 def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    return URLSafeTimedSerializer(settings.secret(), salt=f"clapper.{purpose}")
+    return _cached_serializer(settings.secret(), purpose)
+
+
+@lru_cache(maxsize=64)
+def _cached_serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+    # Every email of a fan-out signs two links: building the serializer each time showed up there.
+    return URLSafeTimedSerializer(secret, salt=f"clapper.{purpose}")
 
 
 def binding(settings: Settings, subscriber_id: int, address: str) -> str:
@@ -124,8 +131,14 @@ def link(settings: Settings, subscriber: Holder, purpose: str) -> str | None:
     """The public URL for `purpose`, or None when no PUBLIC_BASE_URL is configured."""
     if not settings.public_base_url:
         return None
-    base = settings.public_base_url.rstrip("/")
-    return f"{base}/{purpose}?token={make_token(settings, subscriber, purpose)}"
+    return url(settings, purpose, make_token(settings, subscriber, purpose))
+
+
+def url(settings: Settings, purpose: str, token: str) -> str | None:
+    """The public URL carrying an already made `token`, or None without PUBLIC_BASE_URL."""
+    if not settings.public_base_url:
+        return None
+    return f"{settings.public_base_url.rstrip('/')}/{purpose}?token={token}"
 
 
 def read_expired(settings: Settings, token: str, purpose: str) -> Claim:

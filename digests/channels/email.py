@@ -14,13 +14,14 @@ from datetime import datetime
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
+from functools import lru_cache
 from typing import Protocol
 from urllib.parse import quote
 
 import aiosmtplib
 
 from digests import tokens, verp
-from digests.channels import SENT, Outcome, dkim
+from digests.channels import SENT, Outcome, dkim, pipelining
 from digests.config import Settings
 from digests.models import utcnow
 
@@ -43,7 +44,13 @@ Report = Callable[[EmailRow, Outcome], Awaitable[None]]
 
 def sender_address(settings: Settings) -> str:
     """The bare address of MAIL_FROM, used as the envelope sender."""
-    return parseaddr(settings.mail_from)[1] or "clapper@localhost"
+    return _bare_address(settings.mail_from)
+
+
+@lru_cache(maxsize=16)
+def _bare_address(mail_from: str) -> str:
+    # Asked for every message sent: parseaddr is slow enough to show in a fan-out.
+    return parseaddr(mail_from)[1] or "clapper@localhost"
 
 
 def sender_domain(settings: Settings) -> str:
@@ -77,12 +84,11 @@ def unsubscribe_headers(
     mailto goes to the inbound domain, where `clapper inbound` reads it."""
     if subscriber_id is None:
         return {}
-    reader = tokens.Recipient(subscriber_id, address)
-    url = tokens.link(settings, reader, "unsubscribe")
+    signed = tokens.make_token(settings, tokens.Recipient(subscriber_id, address), "unsubscribe")
+    url = tokens.url(settings, "unsubscribe", signed)
     if token:
         mailto = f"mailto:{verp.address(settings, verp.UNSUBSCRIBE, token)}?subject=unsubscribe"
     else:
-        signed = tokens.make_token(settings, reader, "unsubscribe")
         mailto = f"mailto:{sender_address(settings)}?subject={quote('unsubscribe ' + signed)}"
     headers = {"List-Unsubscribe": f"<{url}>, <{mailto}>" if url else f"<{mailto}>"}
     if url and url.startswith(("https://", "http://")):
@@ -333,7 +339,20 @@ class EmailSender:
             return Outcome("retry", str(exc))
         try:
             sender = envelope_sender(self.settings, row)
-            await smtp.sendmail(sender, [row.recipient], data, mail_options=options)
+            if smtp.is_ehlo_or_helo_needed:
+                try:
+                    await smtp.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    pass  # an old server: sendmail falls back to HELO
+            if pipelining.supported(smtp):
+                timeout = self.settings.smtp_timeout
+                await pipelining.transact(
+                    smtp, sender, row.recipient, data, mail_options=options, read_timeout=timeout
+                )
+            else:
+                await smtp.sendmail(sender, [row.recipient], data, mail_options=options)
+        except pipelining.Unsendable as exc:
+            return Outcome("dead", str(exc))
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             return _code_outcome(refused.code, refused.message, permanent="bounced")

@@ -14,6 +14,7 @@ Behaviours to test a sender against:
     sink.drop_after = 3        # each connection is cut (no reply) on the 4th MAIL FROM
     SMTPSink(delay=0.05)       # every message takes 50 ms to be accepted
     SMTPSink(smtputf8=False)   # does not offer SMTPUTF8: non-ASCII addresses cannot be sent
+    SMTPSink(pipelining=False) # does not offer PIPELINING: one command, one reply
     sink.require_auth("user", "secret")
 `dead_port()` is a port nobody listens on: a dead server.
 """
@@ -62,6 +63,10 @@ class _Handler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.sink._connection_seen(session)
         session.host_name = hostname
+        if self.sink.pipelining:
+            # aiosmtpd reads one command line at a time, so commands sent ahead simply wait in its
+            # buffer: it can honestly offer RFC 2920, as postfix, exim and the big providers do.
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_HELO(self, server, session, envelope, hostname):
@@ -131,8 +136,10 @@ class SMTPSink:
         drop_after: int | None = None,
         delay: float = 0.0,
         smtputf8: bool = True,
+        pipelining: bool = True,
     ) -> None:
         self.smtputf8 = smtputf8  # offer RFC 6531 SMTPUTF8 (non-ASCII addresses), as aiosmtpd does
+        self.pipelining = pipelining  # offer RFC 2920 PIPELINING (False: a server that does not)
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.messages: list[Received] = []
