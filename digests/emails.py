@@ -447,6 +447,32 @@ def new_reader(
     )
 
 
+def check_new_reader(
+    settings: Settings, reader: NewReader, known_status: str | None, *, confirmed: bool
+) -> None:
+    """EmailError when `reader` may not be added; `known_status` is the address's, if stored."""
+    if known_status is not None:
+        raise EmailError("exists", f"{reader.email} is already known ({known_status})")
+    if len(reader.countries) + len(reader.sections) > settings.max_subscriptions:
+        raise EmailError("too_many_terms", f"at most {settings.max_subscriptions} countries and sections")
+    _check_follows(reader.follows, settings.max_follows)
+    if not confirmed and not settings.public_base_url:
+        raise EmailError(
+            "no_web", "confirmation links need PUBLIC_BASE_URL (the web app); set it or use --confirmed"
+        )
+
+
+def new_subscriber(reader: NewReader, *, confirmed: bool, now: datetime) -> Subscriber:
+    """The row of an email-only reader, not yet added to a session."""
+    return Subscriber(
+        email=reader.email,
+        email_status="confirmed" if confirmed else "pending",
+        email_confirmed_at=now if confirmed else None,
+        email_frequency=reader.frequency,
+        created_at=now,
+    )
+
+
 def add_reader(
     session: Session,
     settings: Settings,
@@ -458,22 +484,8 @@ def add_reader(
     """Store an email-only reader; unless `confirmed`, queue a confirmation link (double opt-in)."""
     now = now or utcnow()
     existing = by_address(session, reader.email)
-    if existing is not None:
-        raise EmailError("exists", f"{reader.email} is already known ({existing.email_status})")
-    if len(reader.countries) + len(reader.sections) > settings.max_subscriptions:
-        raise EmailError("too_many_terms", f"at most {settings.max_subscriptions} countries and sections")
-    _check_follows(reader.follows, settings.max_follows)
-    if not confirmed and not settings.public_base_url:
-        raise EmailError(
-            "no_web", "confirmation links need PUBLIC_BASE_URL (the web app); set it or use --confirmed"
-        )
-    subscriber = Subscriber(
-        email=reader.email,
-        email_status="confirmed" if confirmed else "pending",
-        email_confirmed_at=now if confirmed else None,
-        email_frequency=reader.frequency,
-        created_at=now,
-    )
+    check_new_reader(settings, reader, existing.email_status if existing else None, confirmed=confirmed)
+    subscriber = new_subscriber(reader, confirmed=confirmed, now=now)
     session.add(subscriber)
     session.flush()
     assert subscriber.id is not None

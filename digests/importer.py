@@ -1,7 +1,8 @@
 """CSV import and export of email readers (columns: email, countries, sections, frequency, follows).
 
-Each row is all-or-nothing: it is validated first, then written inside its own savepoint, so a
-row that fails half-way leaves nothing behind and the good rows around it still go in.
+Each row is all-or-nothing: it is validated first, then written (a chunk of rows at a time, see
+digests.bulk_readers), so a row that fails leaves nothing behind and the good rows around it
+still go in.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from digests import emails
+from digests import bulk_readers, emails
 from digests.config import Settings
 
 COLUMNS = ("email", "countries", "sections", "frequency", "follows")
@@ -159,16 +159,13 @@ def import_rows(
     now: datetime | None = None,
 ) -> ImportReport:
     report = ImportReport()
-    for row in rows:
-        try:
-            with session.begin_nested():
-                emails.add_reader(session, settings, row.reader, confirmed=confirmed, now=now)
-        except emails.EmailError as exc:
-            report.bad.append(BadRow(row.line, row.reader.email, exc.detail or exc.reason))
-            continue
-        except IntegrityError:
-            # Another process added the same address between our check and the insert.
-            report.bad.append(BadRow(row.line, row.reader.email, "already known"))
+    rows = list(rows)
+    refusals = bulk_readers.add_readers(
+        session, settings, [row.reader for row in rows], confirmed=confirmed, now=now
+    )
+    for row, refused in zip(rows, refusals, strict=True):
+        if refused is not None:
+            report.bad.append(BadRow(row.line, row.reader.email, refused.detail or refused.reason))
             continue
         report.imported.append((row.line, row.reader.email))
         if not confirmed:
