@@ -68,13 +68,20 @@ async def test_every_email_is_signed_and_verifies_as_received(engine, settings, 
         }
     )
     reader = add_subscriber(engine, email="reader@example.org")
-    queue_email(engine, reader, "reader@example.org", "Your digest: 3 new articles — Ça tourne")
+    queue_email(
+        engine, reader, "reader@example.org", "Your digest: 3 new articles — Ça tourne",
+        html="<p>3 new articles: tournage à Liège</p>", text="3 new articles: tournage à Liège",
+    )
     async with SMTPSink() as sink:
         report = await deliver_once_async(engine, settings.model_copy(update=sink.settings()), worker_id="w")
     assert report.sent == 1
     [got] = sink.messages
     assert got.raw.startswith(b"DKIM-Signature: ")
     assert dkim.verify(got.raw, dnsfunc=_dns(record))
+    # Signed mail is never 8bit, though the server offers 8BITMIME: a relay that downgrades it
+    # would break the signature (RFC 6376 5.3).
+    assert got.raw.isascii() and b"quoted-printable" in got.raw
+    assert "BODY=8BITMIME" not in got.mail_options
 
     signature = str(got.message["DKIM-Signature"])
     tags = dict(

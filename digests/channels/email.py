@@ -156,7 +156,8 @@ class RenderedMail:
     Every reader's body differs (their own unsubscribe and preferences links), so what is shared
     by the readers of one render is built once per distinct subject: From, Subject (encoded by
     the email package), List-Id. The rest is plain ASCII written directly: per-reader headers and
-    a multipart/alternative body whose parts are quoted-printable (binascii, in C). The result
+    a multipart/alternative body whose parts go as they are (7bit, or 8bit where the server takes
+    it) or quoted-printable (binascii, in C) when a line is too long or 8bit is not allowed. The result
     parses like `build_message`'s, which stays the reference (previews, .eml, odd cases).
     """
 
@@ -165,7 +166,8 @@ class RenderedMail:
         self.size = size
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self.built = 0
-        # Quoted-printable never contains "==" (an "=" is written "=3D"), so no part can hold this.
+        # Quoted-printable never contains "==" (an "=" is written "=3D"); a part sent as it is is
+        # checked for it (and quoted-printable when it holds it).
         self.boundary = f"==============={secrets.token_hex(8)}=="
 
     def _shared(self, subject: str) -> bytes:
@@ -184,17 +186,35 @@ class RenderedMail:
             self._cache.popitem(last=False)
         return found
 
-    def _part(self, content: str, subtype: str) -> bytes:
-        text = content.replace("\r\n", "\n").replace("\r", "\n")
+    def _part(self, content: str, subtype: str, eightbit: bool) -> tuple[bytes, bool]:
+        """One text part and whether it went as 8bit (MAIL FROM then says BODY=8BITMIME)."""
+        raw = content.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+        boundary = self.boundary.encode("ascii")
+        # RFC 5322 caps a line at 998 octets; within that, ASCII needs no encoding at all, and
+        # UTF-8 none where the server takes 8BITMIME. Encoding is most of the cost of a message.
+        plain = max(map(len, raw.split(b"\n"))) <= 998 and boundary not in raw
+        if plain and raw.isascii():
+            cte, body, is8 = "7bit", raw, False
+        elif plain and eightbit:
+            cte, body, is8 = "8bit", raw, True
+        else:
+            cte, body, is8 = "quoted-printable", binascii.b2a_qp(raw, istext=True), False
         # The CRLF written after each part belongs to the boundary line that follows (RFC 2046).
-        encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-        return (
-            f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        ).encode("ascii") + encoded + b"\r\n"
+        head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n'
+        return head.encode("ascii") + b"\r\n" + body.replace(b"\n", b"\r\n") + b"\r\n", is8
 
     def bytes_for(self, row: EmailRow, *, now: datetime | None = None) -> bytes:
-        """The message exactly as sent to this row's reader."""
+        """The message exactly as sent to this row's reader, 7bit or quoted-printable."""
+        return self.build(row, now=now)[0]
+
+    def build(
+        self, row: EmailRow, *, now: datetime | None = None, eightbit: bool = False
+    ) -> tuple[bytes, bool]:
+        """(the message bytes, whether a part is 8bit); `eightbit` when the server offers 8BITMIME.
+
+        Signed mail (DKIM) should not pass it: a relay that downgrades 8bit to 7bit would
+        break the signature (RFC 6376 5.3).
+        """
         s = self.settings
         token = verp_token(s, row.id, row.subscriber_id, row.recipient)
         domain = sender_domain(s)
@@ -205,11 +225,14 @@ class RenderedMail:
         } | unsubscribe_headers(s, row.subscriber_id, row.recipient, token=token)
         if not row.recipient.isascii() or any(_unsafe(v) for v in own.values()):
             # Rare (an address for SMTPUTF8, a value to encode or refuse): the full builder decides.
-            return message_for_row(s, row, now=now).as_bytes(policy=_UTF8_POLICY)
+            return message_for_row(s, row, now=now).as_bytes(policy=_UTF8_POLICY), False
         head = "".join(f"{name}: {value}\r\n" for name, value in own.items()).encode("ascii")
         shared = self._shared(row.subject)
         if not row.body_text:
-            return head + shared + b"MIME-Version: 1.0\r\n" + self._part(row.body, "html")
+            html, is8 = self._part(row.body, "html", eightbit)
+            return head + shared + b"MIME-Version: 1.0\r\n" + html, is8
+        text, text8 = self._part(row.body_text, "plain", eightbit)
+        html, html8 = self._part(row.body, "html", eightbit)
         b = self.boundary.encode("ascii")
         return b"".join(
             (
@@ -217,12 +240,12 @@ class RenderedMail:
                 shared,
                 b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="' + b + b'"\r\n\r\n',
                 b"--" + b + b"\r\n",
-                self._part(row.body_text, "plain"),
+                text,
                 b"--" + b + b"\r\n",
-                self._part(row.body, "html"),
+                html,
                 b"--" + b + b"--\r\n",
             )
-        )
+        ), text8 or html8
 
 
 def _unsafe(value: str) -> bool:
@@ -326,11 +349,19 @@ class EmailSender:
                 why = "a non-ASCII address and the server does not offer SMTPUTF8"
                 return Outcome("dead", f"{why}: {row.recipient!r}")
             options.append("SMTPUTF8")
+        if smtp.is_ehlo_or_helo_needed:
+            try:
+                await smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                pass  # an old server: sendmail falls back to HELO
+        eightbit = smtp.supports_extension("8bitmime") and not self.settings.dkim_enabled
         try:
             # Built by us: send_message would re-fold the headers with the default policy.
-            data = self.rendered.bytes_for(row)
+            data, is8 = self.rendered.build(row, eightbit=eightbit)
         except Exception as exc:  # a template or header value the message cannot carry
             return Outcome("dead", f"cannot build the message: {type(exc).__name__}: {exc}")
+        if is8:
+            options.append("BODY=8BITMIME")
         try:
             # The DKIM signature covers exactly the bytes sent.
             data = dkim.sign(self.settings, data)
@@ -339,11 +370,6 @@ class EmailSender:
             return Outcome("retry", str(exc))
         try:
             sender = envelope_sender(self.settings, row)
-            if smtp.is_ehlo_or_helo_needed:
-                try:
-                    await smtp.ehlo()
-                except aiosmtplib.SMTPHeloError:
-                    pass  # an old server: sendmail falls back to HELO
             if pipelining.supported(smtp):
                 timeout = self.settings.smtp_timeout
                 await pipelining.transact(

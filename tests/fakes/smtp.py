@@ -26,7 +26,7 @@ import email
 import email.policy
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
@@ -50,6 +50,7 @@ class Received:
     rcpt_tos: list[str]
     message: EmailMessage
     raw: bytes
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM parameters (BODY=8BITMIME…)
 
     @property
     def subject(self) -> str:
@@ -107,7 +108,11 @@ class _Handler:
         with self.sink._lock:
             self.sink.messages.append(
                 Received(
-                    mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), message=message, raw=raw
+                    mail_from=envelope.mail_from,
+                    rcpt_tos=list(envelope.rcpt_tos),
+                    message=message,
+                    raw=raw,
+                    mail_options=list(envelope.mail_options),
                 )
             )
         session.clapper_messages = getattr(session, "clapper_messages", 0) + 1
