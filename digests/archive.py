@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, func, select
 
-from digests import catalog, emails, store
+from digests import catalog, emails, renderings, store
 from digests.models import Article, ArticleTag, Outbox, Subscriber
 
 ARCHIVE_KINDS = ("country", "section", "festival")
@@ -93,4 +93,5 @@ def digest_page(session: Session, subscriber_id: int, digest_key: str) -> str | 
     ).first()
     if row is None:
         return None
+    renderings.resolve(session, [row])
     return re.sub(r"<!--view-->.*?<!--/view-->", "", row.body, flags=re.S)

@@ -162,6 +162,24 @@ class Announcement(SQLModel, table=True):
     cancelled_at: datetime | None = None
 
 
+class EmailRendering(SQLModel, table=True):
+    """One composed email digest, shared by every reader it goes to, with placeholders for their links.
+
+    A fan-out stores the big HTML and text once here; each reader's outbox row carries only its
+    own links (Outbox.links), put in at send time. On SQLite an UPDATE rewrites the whole row, so
+    a 13 kB body on every outbox row made each claim and each settle rewrite it again.
+    Rows are never deleted while an outbox row names them.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = ""
+    html: str = Field(sa_column=Column(Text, nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    template: str = ""
+    article_count: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Outbox(SQLModel, table=True):
     """One message to send; the database is the queue."""
 
@@ -182,6 +200,11 @@ class Outbox(SQLModel, table=True):
     subject: str = ""
     body: str = Field(sa_column=Column(Text, nullable=False))  # Telegram HTML or email HTML
     body_text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # An email digest of a fan-out: body and body_text stay empty, the content is this shared
+    # rendering with `links` (JSON: unsubscribe, preferences, view URLs) put in (digests.renderings).
+    # No foreign key: SQLite cannot add one to an existing table without rebuilding it.
+    rendering_id: int | None = Field(default=None, index=True)
+    links: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     template: str = ""
     article_count: int = 0
     announcement_id: int | None = Field(

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from digests import renderings
 from digests.config import Settings
 from digests.db import session_scope
 from digests.models import Outbox, Subscriber, utcnow
@@ -175,6 +176,8 @@ def claim(
             .returning(Outbox)
         ).all()
         session.expunge_all()
+        # Detached first: the bodies filled in from shared renderings must never be written back.
+        renderings.resolve(session, rows)
         return sorted(rows, key=lambda row: row.id)
 
 

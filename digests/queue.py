@@ -21,7 +21,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from digests import catalog, due, follows, phrases, tokens
+from digests import catalog, due, follows, phrases, renderings, tokens
 from digests.compose import ArticleView, Composer, DigestContext, EmailDigest, TelegramDigest
 from digests.config import Settings
 from digests.db import session_scope
@@ -285,8 +285,14 @@ def view_link(settings: Settings, reader: tokens.Holder, digest_key: str) -> str
     return f"{url}&{urlencode({'key': digest_key})}" if url else None
 
 
-def message_rows(item: Planned, settings: Settings, *, now: datetime) -> list[dict]:
-    """The outbox rows (as column values) for one planned digest; none when there is nothing to send."""
+def message_rows(
+    item: Planned, settings: Settings, *, now: datetime, rendering_id: int | None = None
+) -> list[dict]:
+    """The outbox rows (as column values) for one planned digest; none when there is nothing to send.
+
+    With `rendering_id` (the stored shared digest, digests.renderings) an email row carries only
+    the reader's links; without it, the complete body (previews).
+    """
     key = f"digest:{now.isoformat()}"
     created = utcnow()
     common = {
@@ -297,6 +303,8 @@ def message_rows(item: Planned, settings: Settings, *, now: datetime) -> list[di
         "next_attempt_at": created,
         "created_at": created,
         "channel": item.channel,
+        "rendering_id": None,  # every row names every column: one executemany takes them all
+        "links": None,
     }
     if item.telegram is not None:
         parts = item.telegram.parts
@@ -315,20 +323,26 @@ def message_rows(item: Planned, settings: Settings, *, now: datetime) -> list[di
     if item.email is not None:
         # Bound to the address this digest goes to: a later address change makes the links stale.
         reader = tokens.Recipient(item.subscriber_id, item.recipient)
-        mail = item.email.personalise(
+        personal = (
             tokens.link(settings, reader, "unsubscribe"),
             tokens.link(settings, reader, "preferences"),
             view_link(settings, reader, key),
         )
+        digest = item.email
+        if rendering_id is not None:
+            links = renderings.links(*personal)
+            content = {"body": "", "body_text": None, "rendering_id": rendering_id, "links": links}
+        else:
+            mail = digest.personalise(*personal)
+            content = {"body": mail.html, "body_text": mail.text}
         return [
             {
                 **common,
                 "digest_key": key,
-                "subject": mail.subject,
-                "body": mail.html,
-                "body_text": mail.text,
-                "template": mail.template,
-                "article_count": mail.article_count,
+                "subject": digest.subject,
+                "template": digest.template,
+                "article_count": digest.article_count,
+                **content,
             }
         ]
     return []
@@ -395,11 +409,19 @@ def write(
         with session_scope(engine) as session:
             moved = _advance(session, batch, now)
             rows: list[dict] = []
+            # Readers of one composed digest share its stored rendering: object identity is enough,
+            # the composer hands every reader of a render the same EmailDigest.
+            shared: dict[int, int] = {}
             for item in batch:
                 if (item.subscriber_id, item.channel) not in moved:
                     report.raced += 1
                     continue
-                mine = message_rows(item, settings, now=now)
+                rendering_id = None
+                if item.email is not None:
+                    if id(item.email) not in shared:
+                        shared[id(item.email)] = renderings.store(session, item.email)
+                    rendering_id = shared[id(item.email)]
+                mine = message_rows(item, settings, now=now, rendering_id=rendering_id)
                 if not mine:
                     report.skipped += 1
                 elif item.empty:

@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from digests import queue, tokens
+from digests import queue, renderings, tokens
 from digests.compose import Composer, telegram_length
 from digests.db import session_scope
-from digests.models import Article, ArticleTag, Outbox, Subscriber, Subscription
+from digests.models import Article, ArticleTag, EmailRendering, Outbox, Subscriber, Subscription
 from tests.fakes import telegram_rules
 
 T0 = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
@@ -48,11 +48,21 @@ def add_subscriber(engine, follows=(), *, created=T0, **fields) -> int:
 
 
 def rows(engine, subscriber_id=None) -> list[Outbox]:
+    """The queued rows with their bodies as the sender gets them (shared renderings resolved)."""
     with session_scope(engine) as s:
         query = select(Outbox).order_by(Outbox.id)
         if subscriber_id is not None:
             query = query.where(Outbox.subscriber_id == subscriber_id)
-        return list(s.exec(query))
+        found = list(s.exec(query))
+        renderings.resolve(s, found)
+        return found
+
+
+def stored(engine) -> list[tuple]:
+    """What the outbox table itself holds for email: (subscriber, body, body_text, rendering, links)."""
+    with session_scope(engine) as s:
+        return list(s.exec(select(Outbox.subscriber_id, Outbox.body, Outbox.body_text, Outbox.rendering_id,
+                                  Outbox.links).where(Outbox.channel == "email").order_by(Outbox.id)))
 
 
 def subscriber(engine, subscriber_id) -> Subscriber:
@@ -230,6 +240,16 @@ def test_email_links_are_personal(engine, settings):
         token = link.split("token=")[1]
         assert tokens.read_token(settings, token, "unsubscribe").subscriber_id == sid
         assert "CLAPPER-PERSONAL" not in row.body + row.body_text
+    # The big body is stored once; each reader's row holds only its own links.
+    with session_scope(engine) as s:
+        (shared,) = s.exec(select(EmailRendering)).all()
+    assert "CLAPPER-PERSONAL-UNSUBSCRIBE-URL" in shared.html and "Belgian shoot" in shared.html
+    mine = stored(engine)
+    assert [(sid, body, text, rid) for sid, body, text, rid, _ in mine] == [
+        (a, "", None, shared.id), (b, "", None, shared.id)
+    ]
+    for (sid, *_, links), address in zip(mine, ("a@example.org", "b@example.org"), strict=True):
+        assert tokens.link(settings, tokens.Recipient(sid, address), "unsubscribe") in links
 
 
 def test_nothing_new_is_sent_only_when_asked(engine, settings):

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from digests import db, emails, queue
+from digests import db, emails, queue, renderings
 from digests.channels.email import message_for_row
 from digests.db import session_scope
 from digests.deliver import deliver_once_async
@@ -50,11 +50,14 @@ def links_in(settings, row: Outbox) -> dict[str, str]:
 
 
 def email_rows(engine, subscriber_id: int) -> list[Outbox]:
+    """The reader's email rows with their bodies as the sender builds them (renderings resolved)."""
     with session_scope(engine) as s:
-        return s.exec(
+        found = s.exec(
             select(Outbox).where(Outbox.subscriber_id == subscriber_id, Outbox.channel == "email")
             .order_by(Outbox.id)
         ).all()
+        renderings.resolve(s, found)
+        return found
 
 
 def subscriber(engine, subscriber_id: int) -> Subscriber | None:
