@@ -11,8 +11,6 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-import dkim
-
 from digests.config import Settings
 
 # RFC 6376 5.4: what a reader sees and what a list message is judged by; the unsubscribe headers
@@ -57,6 +55,9 @@ def sign(settings: Settings, raw: bytes) -> bytes:
     # naming each one keeps the h= list readable in a mail client's "show original".
     present = {line.split(b":", 1)[0].strip().lower() for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")}
     headers = [h.encode() for h in SIGNED_HEADERS if h.lower().encode() in present]
+    # Imported here: dkimpy pulls in dnspython, a noticeable start-up cost for senders that never sign.
+    import dkim
+
     try:
         signature = dkim.sign(
             raw,
