@@ -356,7 +356,68 @@ def _pending(engine) -> int:
 # --- fan-out against postfix -----------------------------------------------------------------
 
 
-def fanout_section(readers: int = 2000) -> list[Row]:
+def _fanout_flow(port: int, readers: int) -> tuple[float, float, float, int]:
+    """One fresh database: (import s, ingest+queue s, deliver s, average message size)."""
+    from digests import demo, importer, queue, renderings
+    from digests.deliver import deliver_once
+    from digests.models import utcnow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        engine = db.init(url)
+        cfg = _settings(
+            url,
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_connections=3,
+            public_base_url="https://clapper.example",
+            mail_from="Clapper <news@clapper.example>",
+        )
+        csv = "email,countries,sections,frequency\n" + "".join(
+            f"reader{i}@example.org,Belgium,,weekly\n" for i in range(readers)
+        )
+        t0 = time.perf_counter()
+        with session_scope(engine) as s:
+            imported = importer.import_csv(s, cfg, csv, confirmed=True)
+        t1 = time.perf_counter()
+        demo.ingest_sample(engine, cfg)
+        queued = queue.queue_due(engine, cfg, now=utcnow(), force=True)
+        t2 = time.perf_counter()
+        report = deliver_once(engine, cfg, worker_id="bench")
+        t3 = time.perf_counter()
+        with session_scope(engine) as s:
+            sample = list(s.exec(select(Outbox).limit(50)))
+            renderings.resolve(s, sample)  # a reader's message: the shared body with their links
+            sizes = [len(r.body) + len(r.body_text or "") for r in sample]
+        engine.dispose()
+    assert report.sent == readers == len(imported.imported), (report, queued)
+    return t1 - t0, t2 - t1, t3 - t2, sum(sizes) // len(sizes)
+
+
+def _smtp_source(port: int, readers: int, size: int) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(
+        [
+            SMTP_SOURCE,
+            "-s",
+            "3",
+            "-m",
+            str(readers),
+            "-l",
+            str(size),
+            "-f",
+            "news@clapper.example",
+            "-t",
+            "reader@example.org",
+            f"127.0.0.1:{port}",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - t0
+
+
+def fanout_section(readers: int = 2000, rounds: int = 3) -> list[Row]:
     missing = [p for p in (SMTP_SINK, SMTP_SOURCE) if not shutil.which(p)]
     if missing:
         return [
@@ -367,81 +428,37 @@ def fanout_section(readers: int = 2000) -> list[Row]:
                 f"{', '.join(missing)} missing: apt-get install postfix",
             )
         ]
-    from digests import demo, importer, queue, renderings
-    from digests.deliver import deliver_once
-    from digests.models import utcnow
-
     port = free_port()
     # smtp-sink refuses to run as root without a user to drop to.
     user = ["-u", "nobody"] if os.geteuid() == 0 else []
     sink = subprocess.Popen([SMTP_SINK, *user, f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL)
+    flows: list[tuple[float, float, float, int]] = []
+    sources: list[float] = []
     try:
         time.sleep(0.3)
         if sink.poll() is not None:
             return [Row("fanout", "vs smtp-source", "skipped", f"smtp-sink exited with {sink.returncode}")]
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{tmp}/bench.db"
-            engine = db.init(url)
-            cfg = _settings(
-                url,
-                smtp_host="127.0.0.1",
-                smtp_port=port,
-                smtp_connections=3,
-                public_base_url="https://clapper.example",
-                mail_from="Clapper <news@clapper.example>",
-            )
-            csv = "email,countries,sections,frequency\n" + "".join(
-                f"reader{i}@example.org,Belgium,,weekly\n" for i in range(readers)
-            )
-            t0 = time.perf_counter()
-            with session_scope(engine) as s:
-                imported = importer.import_csv(s, cfg, csv, confirmed=True)
-            t1 = time.perf_counter()
-            demo.ingest_sample(engine, cfg)
-            queued = queue.queue_due(engine, cfg, now=utcnow(), force=True)
-            t2 = time.perf_counter()
-            report = deliver_once(engine, cfg, worker_id="bench")
-            t3 = time.perf_counter()
-            with session_scope(engine) as s:
-                sample = list(s.exec(select(Outbox).limit(50)))
-                renderings.resolve(s, sample)  # a reader's message: the shared body with their links
-                sizes = [len(r.body) + len(r.body_text or "") for r in sample]
-            engine.dispose()
-        size = sum(sizes) // len(sizes)
-        assert report.sent == readers == len(imported.imported), (report, queued)
-        t_src0 = time.perf_counter()
-        subprocess.run(
-            [
-                SMTP_SOURCE,
-                "-s",
-                "3",
-                "-m",
-                str(readers),
-                "-l",
-                str(size),
-                "-f",
-                "news@clapper.example",
-                "-t",
-                "reader@example.org",
-                f"127.0.0.1:{port}",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        t_src = time.perf_counter() - t_src0
+        # Rounds alternate project and baseline, and each side keeps its best: on a shared machine a
+        # stall hits one run, not the figure.
+        for _ in range(rounds):
+            flows.append(_fanout_flow(port, readers))
+            sources.append(_smtp_source(port, readers, flows[-1][3]))
     finally:
         sink.terminate()
         sink.wait()
+    size = flows[0][3]
+    t_src = min(sources)
+    t_import = min(f[0] for f in flows)
+    t_flow = min(f[1] + f[2] for f in flows)
+    t_deliver = min(f[2] for f in flows)
+    t_all = min(f[0] + f[1] + f[2] for f in flows)
     r_src = readers / t_src
-    r_e2e = readers / (t3 - t0)
-    r_flow = readers / (t3 - t1)
-    r_deliver = readers / (t3 - t2)
     return [
         Row(
             "fanout",
             "workload",
             f"{readers} readers, ~{size / 1000:.0f} kB each",
-            "SQLite, SMTP_CONNECTIONS=3",
+            f"SQLite, SMTP_CONNECTIONS=3, best of {rounds} rounds each",
         ),
         Row(
             "fanout",
@@ -449,26 +466,23 @@ def fanout_section(readers: int = 2000) -> list[Row]:
             f"{r_src:,.0f} emails/s",
             f"smtp-source -s 3 -l {size} into smtp-sink",
         ),
-        Row("fanout", "reader CSV import", f"{t1 - t0:.2f} s", "importer.import_csv, confirmed"),
+        Row("fanout", "reader CSV import", f"{t_import:.2f} s", "importer.import_csv, confirmed"),
         Row(
             "fanout",
-            "ingest -> queue -> deliver",
-            f"{r_flow:,.0f} emails/s",
-            f"ingest+queue {t2 - t1:.1f} s, deliver {t3 - t2:.1f} s",
+            "import -> queue -> deliver",
+            f"{readers / t_all:,.0f} emails/s",
+            f"{t_all:.2f} s in all, deliver {t_deliver:.2f} s",
         ),
-        Row(
-            "fanout",
-            "ratio ingest..deliver / smtp-source",
-            f"{r_flow / r_src:.2f}",
-            "must be >= 0.3 (was 0.10-0.15)",
-        ),
-        Row("fanout", "ratio deliver / smtp-source", f"{r_deliver / r_src:.2f}", "the sending step alone"),
         Row(
             "fanout",
             "ratio import..deliver / smtp-source",
-            f"{r_e2e / r_src:.2f}",
-            "with the CSV import of readers",
+            f"{t_src / t_all:.2f}",
+            "must be >= 0.3 (was 0.10-0.15)",
         ),
+        Row(
+            "fanout", "ratio ingest..deliver / smtp-source", f"{t_src / t_flow:.2f}", "readers already stored"
+        ),
+        Row("fanout", "ratio deliver / smtp-source", f"{t_src / t_deliver:.2f}", "the sending step alone"),
     ]
 
 
@@ -476,7 +490,7 @@ SECTIONS = {
     "beside": lambda a: beside_section(emails=a.emails),
     "workers": lambda a: workers_section(),
     "takeover": lambda a: takeover_section(),
-    "fanout": lambda a: fanout_section(readers=a.readers),
+    "fanout": lambda a: fanout_section(readers=a.readers, rounds=a.rounds),
 }
 
 
@@ -485,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=sorted(SECTIONS))
     parser.add_argument("--emails", type=int, default=450)
     parser.add_argument("--readers", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3, help="fanout: best of this many runs each side")
     args = parser.parse_args(argv)
     rows: list[Row] = []
     for name, section in SECTIONS.items():

@@ -93,5 +93,6 @@ def digest_page(session: Session, subscriber_id: int, digest_key: str) -> str | 
     ).first()
     if row is None:
         return None
-    renderings.resolve(session, [row])
+    if renderings.resolve(session, [row]):
+        return None  # its shared rendering is gone: no page rather than an empty one
     return re.sub(r"<!--view-->.*?<!--/view-->", "", row.body, flags=re.S)

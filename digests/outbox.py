@@ -177,7 +177,19 @@ def claim(
         ).all()
         session.expunge_all()
         # Detached first: the bodies filled in from shared renderings must never be written back.
-        renderings.resolve(session, rows)
+        missing = renderings.resolve(session, rows)
+        if missing:
+            # Never sent empty, never left to block the batch again: dead, with the reason kept.
+            gone = [row.id for row in missing]
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id.in_(gone))
+                .values(
+                    state="dead", claimed_by=None, claimed_at=None, last_error="its shared rendering is gone"
+                )
+            )
+            log.error("outbox rows %s name a rendering that is gone: marked dead", gone)
+            rows = [row for row in rows if row.id not in set(gone)]
         return sorted(rows, key=lambda row: row.id)
 
 

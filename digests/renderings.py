@@ -48,24 +48,28 @@ def personal(rendering: EmailRendering, row_links: str | None) -> tuple[str, str
     return mail.html, mail.text
 
 
-def resolve(session: Session, rows: Sequence[Outbox]) -> None:
+def resolve(session: Session, rows: Sequence[Outbox]) -> list[Outbox]:
     """Fill in body and body_text of the rows that name a rendering (in memory: nothing is written).
 
-    Call it on rows that are detached, or expunge them after: the filled bodies must never be
-    flushed back, or the shared storage would be undone row by row.
+    Rows still attached to `session` are expunged first: the filled bodies must never be flushed
+    back, or the shared storage would be undone row by row. Returns the rows whose rendering is
+    gone (nothing deletes one that is named, so a database edited by hand): they are left empty.
     """
     wanted = {row.rendering_id for row in rows if row.rendering_id is not None}
     if not wanted:
-        return
+        return []
     for row in rows:
         if row.rendering_id is not None and row in session:
             session.expunge(row)
     query = select(EmailRendering).where(col(EmailRendering.id).in_(sorted(wanted)))
     shared = {r.id: r for r in session.exec(query)}
+    missing = []
     for row in rows:
         if row.rendering_id is None:
             continue
         rendering = shared.get(row.rendering_id)
         if rendering is None:
-            raise LookupError(f"outbox row {row.id} names rendering {row.rendering_id}, which is gone")
+            missing.append(row)
+            continue
         row.body, row.body_text = personal(rendering, row.links)
+    return missing

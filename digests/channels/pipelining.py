@@ -53,7 +53,7 @@ class _Replies(asyncio.Protocol):
             if end < 0:
                 break
             # A whole reply ends at its last line; lines of a multi-line reply are joined.
-            line = bytes(self.buffer[start:end + 1])
+            line = bytes(self.buffer[start : end + 1])
             start = end + 1
             if not _CONTINUES.match(line):
                 lines = bytes(self.buffer[:start]).splitlines()
@@ -106,10 +106,13 @@ class _Replies(asyncio.Protocol):
         return self.replies.popleft()
 
 
-def wire_data(message: bytes) -> bytes:
-    """The message as DATA carries it: CRLF lines, leading dots doubled, the final "." line."""
-    crlf = message.count(b"\r\n")
-    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
+def wire_data(message: bytes, *, crlf: bool = False) -> bytes:
+    """The message as DATA carries it: CRLF lines, leading dots doubled, the final "." line.
+
+    `crlf`: the caller built every line end as CRLF, so the scan for bare ones is skipped.
+    """
+    ends = message.count(b"\r\n") if not crlf else 0
+    if not crlf and (message.count(b"\n") != ends or message.count(b"\r") != ends):
         message = normalize_message_line_endings(message)
     elif not message.endswith(b"\r\n"):
         message += b"\r\n"
@@ -134,6 +137,7 @@ async def transact(
     *,
     mail_options: list[str] | tuple[str, ...] = (),
     read_timeout: float | None = None,
+    crlf: bool = False,
 ) -> None:
     """Send `message` to one recipient; raise what aiosmtplib.sendmail would raise on a refusal.
 
@@ -143,7 +147,7 @@ async def transact(
     for option in mail_options:
         mail += b" " + option.encode("ascii")
     rcpt = b"RCPT TO:" + _command_address(recipient)
-    data = wire_data(message)
+    data = wire_data(message, crlf=crlf)
     protocol = smtp.protocol
     transport = protocol.transport if protocol is not None else None
     if protocol is None or transport is None or transport.is_closing():
