@@ -15,7 +15,7 @@ import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, tuple_, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -105,7 +105,8 @@ def _eligible_ids(
         if lock:
             # Rows another worker is claiming right now are skipped, not waited for.
             query = query.with_for_update(skip_locked=True, of=Outbox)
-        rows = session.exec(query).all()
+        # Core rows: the ORM's result machinery cost ~15 µs a row here, for three plain columns.
+        rows = session.connection().execute(query).all()
         found.extend(row for row in rows if row.id < blocked.get((row.channel, row.recipient), row.id + 1))
         if len(rows) < page:
             break
@@ -123,14 +124,21 @@ def _in_line_prefix(session: Session, candidates) -> list[int]:
     groups = {(row.channel, row.recipient) for row in candidates}
     if not groups:
         return []
+    # Plain IN lists (one expanding parameter each, compiled once) and the pairs matched here: a
+    # tuple IN of 200 literal pairs cost more to build and compile than the claim itself.
     line = session.exec(
         select(Outbox.id, Outbox.channel, Outbox.recipient)
-        .where(Outbox.state.in_(UNFINISHED), tuple_(Outbox.channel, Outbox.recipient).in_(list(groups)))
+        .where(
+            Outbox.state.in_(UNFINISHED),
+            Outbox.channel.in_(sorted({channel for channel, _ in groups})),
+            Outbox.recipient.in_(sorted({recipient for _, recipient in groups})),
+        )
         .order_by(Outbox.id)
     ).all()
     by_group: dict[tuple[str, str], list[int]] = defaultdict(list)
     for row in line:
-        by_group[(row.channel, row.recipient)].append(row.id)
+        if (row.channel, row.recipient) in groups:
+            by_group[(row.channel, row.recipient)].append(row.id)
     keep: list[int] = []
     for ids in by_group.values():
         for row_id in ids:
