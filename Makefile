@@ -27,6 +27,7 @@ run: $(STAMP)
 
 ## bench: every benchmark, each printing ratios against a baseline measured in the same run
 bench: $(STAMP)
+	bash bench/ensure_postfix.sh
 	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
