@@ -212,7 +212,9 @@ def phrases_section(
 
     rng = random.Random(20261201)
     settings = Settings(
-        _env_file=None, public_base_url="https://clapper.example", secret_key="bench-secret-key"
+        _env_file=None,
+        public_base_url="https://clapper.example",
+        secret_key="bench-secret-key-0123456789abcdef-01",
     )
     names = make_phrases(distinct_phrases, rng)
     weights = [1 / (i + 1) for i in range(len(names))]
@@ -269,8 +271,9 @@ def phrases_section(
             brought += bool(because)
             ctx = ctx_for(subs, because)
             composer.telegram(selected, ctx, extra)
+            reader = tokens.Recipient(sid, f"reader{sid}@example.org")
             composer.email(selected, ctx, extra).personalise(
-                tokens.link(settings, sid, "unsubscribe"), tokens.link(settings, sid, "preferences"))
+                tokens.link(settings, reader, "unsubscribe"), tokens.link(settings, reader, "preferences"))
         return time.perf_counter() - t0, composer, brought
 
     base_s, base_c, _ = run(False)
