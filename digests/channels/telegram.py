@@ -148,17 +148,29 @@ class TelegramSender:
 
     def __init__(self, settings: Settings, *, bot: Bot | None = None) -> None:
         self.settings = settings
-        self.bot = bot or Bot(
-            settings.telegram_bot_token,
-            base_url=settings.telegram_api_base_url,
-            base_file_url=settings.telegram_api_file_url,
-        )
+        # Built on first use, off the event loop: its HTTP client and TLS context take tens of ms,
+        # which a worker starting both lanes would otherwise spend before its first email.
+        self._bot = bot
         self.limiter = RateLimiter(settings.telegram_max_rate, settings.telegram_per_chat_interval)
         self._ready = False
         # Groups that became supergroups during this worker's life: old id -> new id.
         self.migrations: dict[str, str] = {}
 
+    def _make_bot(self) -> Bot:
+        s = self.settings
+        return Bot(
+            s.telegram_bot_token, base_url=s.telegram_api_base_url, base_file_url=s.telegram_api_file_url
+        )
+
+    @property
+    def bot(self) -> Bot:
+        if self._bot is None:
+            self._bot = self._make_bot()
+        return self._bot
+
     async def start(self) -> None:
+        if self._bot is None:
+            self._bot = await asyncio.to_thread(self._make_bot)
         if not self._ready:
             await self.bot.initialize()
             self._ready = True
