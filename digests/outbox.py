@@ -188,16 +188,16 @@ def claim(
         missing = renderings.resolve(session, rows)
         if missing:
             # Never sent empty, never left to block the batch again: dead, with the reason kept.
-            gone = [row.id for row in missing]
+            gone = {row.id for row in missing}
             session.execute(
                 update(Outbox)
-                .where(Outbox.id.in_(gone))
+                .where(Outbox.id.in_(sorted(gone)))
                 .values(
                     state="dead", claimed_by=None, claimed_at=None, last_error="its shared rendering is gone"
                 )
             )
-            log.error("outbox rows %s name a rendering that is gone: marked dead", gone)
-            rows = [row for row in rows if row.id not in set(gone)]
+            log.error("outbox rows %s name a rendering that is gone: marked dead", sorted(gone))
+            rows = [row for row in rows if row.id not in gone]
         return sorted(rows, key=lambda row: row.id)
 
 

@@ -210,10 +210,6 @@ class RenderedMail:
         head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n'
         return head.encode("ascii") + b"\r\n" + body.replace(b"\n", b"\r\n") + b"\r\n", is8
 
-    def bytes_for(self, row: EmailRow, *, now: datetime | None = None) -> bytes:
-        """The message exactly as sent to this row's reader, 7bit or quoted-printable."""
-        return self.build(row, now=now)[0]
-
     def build(
         self, row: EmailRow, *, now: datetime | None = None, eightbit: bool = False
     ) -> tuple[bytes, bool]:
@@ -358,19 +354,19 @@ class EmailSender:
         cannot be written) settles it 'dead' with the error kept; the batch goes on.
         """
         options: list[str] = []
-        if not row.recipient.isascii():
-            # RFC 6531: a non-ASCII address needs SMTPUTF8; without it the message can never go.
-            if smtp.last_ehlo_response is None:
-                await smtp.ehlo()  # without STARTTLS or a login, aiosmtplib greets only when sending
-            if not smtp.supports_extension("smtputf8"):
-                why = "a non-ASCII address and the server does not offer SMTPUTF8"
-                return Outcome("dead", f"{why}: {row.recipient!r}")
-            options.append("SMTPUTF8")
+        # Without STARTTLS or a login aiosmtplib greets only when sending; the extensions decide
+        # what this message may use, so greet first.
         if smtp.is_ehlo_or_helo_needed:
             try:
                 await smtp.ehlo()
             except aiosmtplib.SMTPHeloError:
                 pass  # an old server: sendmail falls back to HELO
+        if not row.recipient.isascii():
+            # RFC 6531: a non-ASCII address needs SMTPUTF8; without it the message can never go.
+            if not smtp.supports_extension("smtputf8"):
+                why = "a non-ASCII address and the server does not offer SMTPUTF8"
+                return Outcome("dead", f"{why}: {row.recipient!r}")
+            options.append("SMTPUTF8")
         eightbit = smtp.supports_extension("8bitmime") and not self.settings.dkim_enabled
         try:
             # Built by us: send_message would re-fold the headers with the default policy.

@@ -111,8 +111,7 @@ def wire_data(message: bytes, *, crlf: bool = False) -> bytes:
 
     `crlf`: the caller built every line end as CRLF, so the scan for bare ones is skipped.
     """
-    ends = message.count(b"\r\n") if not crlf else 0
-    if not crlf and (message.count(b"\n") != ends or message.count(b"\r") != ends):
+    if not crlf and not message.count(b"\n") == message.count(b"\r") == message.count(b"\r\n"):
         message = normalize_message_line_endings(message)
     elif not message.endswith(b"\r\n"):
         message += b"\r\n"
