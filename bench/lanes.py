@@ -13,7 +13,6 @@ fanout    import -> queue -> deliver into postfix's smtp-sink vs postfix's smtp-
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import signal
@@ -122,12 +121,16 @@ def _sent(engine, channel: str) -> int:
 
 
 def beside_section(emails: int = 450, chats: int = 200, rounds: int = 3) -> list[Row]:
-    from digests.deliver import deliver_once_async
+    """`clapper deliver --once` as an operator runs it, timed from this process (not the worker's).
 
+    The rate counted is the pace email leaves at, from the 10th to the 100th percent of the emails
+    settled sent: start-up (imports, spawning the lanes) is the same in every run and is shown
+    apart, as the seconds until the first email.
+    """
     sinks: list[str] = []
 
-    def run(with_telegram: bool) -> tuple[float, int, int]:
-        """Seconds until every email is settled sent; (seconds, sent in all, due at the start)."""
+    def run(with_telegram: bool, lane_processes: bool = True) -> tuple[float, float, int, int]:
+        """(emails/s, seconds to the first email, sent in all, due at the start)."""
         with tempfile.TemporaryDirectory() as tmp, BotAPIProcess(global_rate=30) as api:
             sink = SinkProcess(fast=True)
             sinks.append(sink.name)
@@ -144,48 +147,60 @@ def beside_section(emails: int = 450, chats: int = 200, rounds: int = 3) -> list
                         queue_email(
                             engine, add_subscriber(engine, email=a), a, f"Digest {i}", html=BODY, text=BODY
                         )
-                cfg = _settings(
-                    url,
-                    telegram_bot_token=api.token,
-                    telegram_api_base_url=api.base_url,
-                    telegram_api_file_url=api.base_file_url,
-                    **{k.lower(): v for k, v in sink.env().items()},
+                env = _env(
+                    url, api, **sink.env(), DELIVERY_LANE_PROCESSES=str(lane_processes).lower()
+                )  # fmt: skip
+                t0 = time.monotonic()
+                proc = subprocess.Popen(
+                    [CLAPPER, "deliver", "--once"], env=env, cwd=tmp, stdout=subprocess.PIPE, text=True
                 )
-
-                async def main() -> tuple[float, int]:
-                    t0 = time.perf_counter()
-                    task = asyncio.create_task(deliver_once_async(engine, cfg, worker_id="bench"))
-                    while await asyncio.to_thread(_sent, engine, "email") < emails:  # noqa: ASYNC110 (polls the database)
-                        await asyncio.sleep(0.02)
-                    took = time.perf_counter() - t0
-                    report = await task
-                    return took, report.sent
-
-                took, sent = asyncio.run(main())
+                first = _wait(lambda: _sent(engine, "email") >= 1, within=120)
+                t10 = t0 + _wait(lambda: _sent(engine, "email") >= emails // 10, within=120)
+                t100 = t0 + _wait(lambda: _sent(engine, "email") >= emails, within=120)
+                out, _ = proc.communicate(timeout=120)
+                counts = dict(kv.split("=") for kv in out.split())
                 engine.dispose()
             finally:
                 sink.stop()
-        return took, sent, emails + (chats if with_telegram else 0)
+        rate = (emails - emails // 10) / (t100 - t10)
+        return rate, first, int(counts["sent"]), emails + (chats if with_telegram else 0)
 
-    # Alternating rounds, each side keeping its best: one run is about a second, short enough
-    # for a stall of the shared machine to decide it.
-    alone_runs, both_runs = [], []
+    # Alternating rounds, each side keeping its best: the email window is about a second, short
+    # enough for a stall of the shared machine to decide one run.
+    alone, both, shared = [], [], []
     for _ in range(rounds):
-        alone_runs.append(run(False)[0])
-        both, sent, due = run(True)
-        both_runs.append(both)
-    alone, both = min(alone_runs), min(both_runs)
-    r_alone, r_both = emails / alone, emails / both
+        alone.append(run(False))
+        both.append(run(True))
+        shared.append(run(True, lane_processes=False))
+    best = lambda runs: max(runs, key=lambda r: r[0])  # noqa: E731
+    (r_alone, f_alone, _, _), (r_both, f_both, sent, due), (r_shared, _, _, _) = (
+        best(alone),
+        best(both),
+        best(shared),
+    )
     return [
         Row(
             "beside",
             "workload",
             f"{emails} emails + {chats} Telegram",
-            f"one worker, SQLite, deliver --once, best of {rounds} rounds each",
+            f"one `clapper deliver --once`, SQLite, best of {rounds} rounds each",
         ),
-        Row("beside", "email alone", f"{r_alone:,.0f} emails/s", sinks[0]),
-        Row("beside", "email beside Telegram", f"{r_both:,.0f} emails/s", "fake Bot API at 30/s, cap 25/s"),
+        Row(
+            "beside", "email alone", f"{r_alone:,.0f} emails/s", f"{sinks[0]}; first email at {f_alone:.2f} s"
+        ),
+        Row(
+            "beside",
+            "email beside Telegram",
+            f"{r_both:,.0f} emails/s",
+            f"lanes in their own processes; first email at {f_both:.2f} s",
+        ),
         Row("beside", "ratio beside / alone", f"{r_both / r_alone:.2f}", "must be >= 0.9 (was 0.44)"),
+        Row(
+            "beside",
+            "  same, lanes in one process",
+            f"{r_shared / r_alone:.2f}",
+            f"DELIVERY_LANE_PROCESSES=false: {r_shared:,.0f} emails/s (the GIL shared with Telegram)",
+        ),
         Row(
             "once",
             "deliver --once sent / due",

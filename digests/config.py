@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     # Seconds between two heartbeats of a worker; silent for 3 of them, it is dead and its claims
     # go back to the queue (15 s by default). Also how often the Telegram rate is re-shared.
     delivery_heartbeat_seconds: float = 5.0
+    # With both Telegram and email on, `clapper deliver` and `clapper run` send each channel from a
+    # process of its own (digests.lane_processes), so neither takes CPU from the other.
+    delivery_lane_processes: bool = True
     # Emails sent are settled in one commit per this many (or per EMAIL_SETTLE_SECONDS): a crash can
     # repeat up to 2 x (this + SMTP_CONNECTIONS), see digests.deliver._SentBuffer.
     email_settle_batch: int = 25

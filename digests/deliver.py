@@ -64,7 +64,9 @@ def group_by_destination(rows: Sequence[Outbox]) -> dict[str, list[list[Outbox]]
 class Deliverer:
     """One worker's senders (a Bot, SMTP settings), its heartbeat and its claims on the outbox."""
 
-    def __init__(self, engine: Engine, settings: Settings, *, worker_id: str) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, *, worker_id: str, channels: Sequence[str] | None = None
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.worker_id = worker_id
@@ -83,11 +85,13 @@ class Deliverer:
         self._beats = 0
         # Set when this worker learns it was presumed dead: batches claimed before stop sending.
         self._fence = asyncio.Event()
-        if settings.telegram_enabled:
+        # `channels`: this process is one lane of a worker (digests.lane_processes); None: all.
+        wanted = set(channels) if channels is not None else {"telegram", "email"}
+        if settings.telegram_enabled and "telegram" in wanted:
             from digests.channels.telegram import TelegramSender
 
             self.telegram = TelegramSender(settings)
-        if settings.email_enabled:
+        if settings.email_enabled and "email" in wanted:
             from digests.channels.email import EmailSender
 
             self.email = EmailSender(settings)
@@ -265,14 +269,20 @@ class Deliverer:
         return report
 
     async def drain(
-        self, channel: str, *, due_before: datetime, report: DeliveryReport, limit: int | None = None
+        self,
+        channel: str,
+        *,
+        due_before: datetime,
+        report: DeliveryReport,
+        limit: int | None = None,
+        stop: asyncio.Event | None = None,
     ) -> None:
-        """Batch after batch until nothing that was due by `due_before` is left on `channel`."""
+        """Batch after batch until nothing that was due by `due_before` is left on `channel` (or `stop`)."""
 
         async def one() -> None:
-            while True:
+            while not (stop is not None and stop.is_set()):
                 claimed = report.claimed
-                await self.run_batch(channel, limit=limit, due_before=due_before, report=report)
+                await self.run_batch(channel, limit=limit, due_before=due_before, report=report, stop=stop)
                 if report.claimed == claimed:
                     return
 
@@ -312,10 +322,19 @@ class Deliverer:
 
 
 async def deliver_once_async(
-    engine: Engine, settings: Settings, *, worker_id: str | None = None, limit: int | None = None
+    engine: Engine,
+    settings: Settings,
+    *,
+    worker_id: str | None = None,
+    limit: int | None = None,
+    channels: Sequence[str] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> DeliveryReport:
-    """Send everything that is due now on every channel (each in its own lane), then return."""
-    deliverer = Deliverer(engine, settings, worker_id=worker_id or default_worker_id())
+    """Send everything that is due now on every channel (each in its own lane), then return.
+
+    `stop` ends it early: the sends in flight finish, what is still claimed goes back to the queue.
+    """
+    deliverer = Deliverer(engine, settings, worker_id=worker_id or default_worker_id(), channels=channels)
     report = DeliveryReport()
     if not deliverer.channels:
         return report
@@ -326,7 +345,7 @@ async def deliver_once_async(
         # After the recovery: what dead workers held counts as due now.
         started = utcnow()
         lanes = [
-            deliverer.drain(channel, due_before=started, report=report, limit=limit)
+            deliverer.drain(channel, due_before=started, report=report, limit=limit, stop=stop)
             for channel in deliverer.channels
         ]
         await asyncio.gather(*lanes)
@@ -358,10 +377,11 @@ async def run_worker(
     stop: asyncio.Event,
     worker_id: str | None = None,
     idle_sleep: float = IDLE_SLEEP,
+    channels: Sequence[str] | None = None,
 ) -> DeliveryReport:
     """Deliver until `stop` is set; then finish the sends in flight and give back the rest."""
     worker_id = worker_id or default_worker_id()
-    deliverer = Deliverer(engine, settings, worker_id=worker_id)
+    deliverer = Deliverer(engine, settings, worker_id=worker_id, channels=channels)
     total = DeliveryReport()
     released = await asyncio.to_thread(outbox.release_worker, engine, worker_id=worker_id)
     if released:

@@ -131,8 +131,13 @@ async def _inbound(settings: Settings, engine: Engine, stop: asyncio.Event) -> N
 
 
 async def _worker(settings: Settings, engine: Engine, stop: asyncio.Event, wid: str) -> None:
+    from digests import lane_processes
     from digests.deliver import run_worker
 
+    if lane_processes.splits(settings):
+        # Out of this process too: the bot and the scheduler's composing take CPU here.
+        await lane_processes.run(settings, worker_id=wid, stop=stop)
+        return
     await run_worker(engine, settings, stop=stop, worker_id=wid)
 
 
