@@ -353,9 +353,12 @@ def takeover_section(emails: int = 120, chats: int = 60) -> list[Row]:
                 cwd=tmp,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                start_new_session=True,
             )
             _wait(lambda: len(api.sent) >= 15 and _sent(engine, "email") >= 20, within=60)
-            first.send_signal(signal.SIGKILL)
+            # The whole worker at once, its lane processes too: a crash, not a stop (lanes whose
+            # supervisor alone died would stop cleanly and give their claims back).
+            os.killpg(first.pid, signal.SIGKILL)
             first.communicate()
             killed = time.monotonic()
             with session_scope(engine) as s:
@@ -387,7 +390,7 @@ def takeover_section(emails: int = 120, chats: int = 60) -> list[Row]:
             "takeover",
             "held by the killed worker",
             f"{held} rows 'sending'",
-            "SIGKILL mid-batch, default settings",
+            "SIGKILL to the worker and its lanes mid-batch, default settings",
         ),
         Row(
             "takeover",
