@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,17 @@ PG_SKIP_REASON = (
     f"{PG_ENV} is not set; export it (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) "
     "to run the PostgreSQL tests, as .ci/run does"
 )
+
+
+@pytest.fixture(autouse=True)
+def _root_logging() -> Iterator[None]:
+    """A CLI command run in-process points the root logger at that test's captured stderr; put
+    it back, or a later test's threads (aiosmtpd's) log into a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def _pg_admin_engine() -> Engine:
