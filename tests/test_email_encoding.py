@@ -91,3 +91,14 @@ async def test_the_sender_says_body_8bitmime_when_it_sends_8bit():
         assert parts["text/plain"]["Content-Transfer-Encoding"] == "8bit"
         assert parts["text/plain"].get_content().strip() == FRENCH
     assert [m.mail_options for m in sink.messages] == [["BODY=8BITMIME"]] * 2
+
+
+def test_the_date_header_is_the_send_time_to_the_second():
+    from datetime import UTC, datetime
+
+    from digests.channels.email import _date_header
+
+    at = datetime(2026, 12, 2, 5, 30, 7, 900_000, tzinfo=UTC)
+    # RFC 5322 3.3, written by hand: seconds truncated, never rounded up.
+    assert _date_header(at) == "Wed, 02 Dec 2026 05:30:07 +0000"
+    assert _date_header(at.replace(second=8, microsecond=1)) == "Wed, 02 Dec 2026 05:30:08 +0000"

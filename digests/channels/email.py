@@ -222,7 +222,7 @@ class RenderedMail:
         token = verp_token(s, row.id, row.subscriber_id, row.recipient)
         domain = sender_domain(s)
         own = {
-            "Date": format_datetime(now or utcnow()),
+            "Date": _date_header(now or utcnow()),
             "Message-ID": verp.message_id(s, token, domain) if token else make_msgid(domain=domain),
             "To": row.recipient,
         } | unsubscribe_headers(s, row.subscriber_id, row.recipient, token=token, signed=_queued_token(row))
@@ -249,6 +249,16 @@ class RenderedMail:
                 b"--" + b + b"--\r\n",
             )
         ), text8 or html8
+
+
+def _date_header(now: datetime) -> str:
+    return _date_of_second(now.replace(microsecond=0))
+
+
+@lru_cache(maxsize=4)
+def _date_of_second(now: datetime) -> str:
+    # The header shows whole seconds: a fan-out of hundreds a second formats it once a second.
+    return format_datetime(now)
 
 
 def _queued_token(row: EmailRow) -> str | None:
