@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import typer
 
 from digests import deliver, lane_processes
 from digests.cli.common import setup
-from digests.settling import DeliveryReport
+
+T = TypeVar("T")
 
 
 def deliver_command(
@@ -24,41 +27,35 @@ def deliver_command(
     settings, engine = setup()
     worker = worker_id or deliver.default_worker_id()
     if lane_processes.splits(settings):
-        _run_lanes(settings, worker, once=once)
-        return
-    if once:
+        # Each channel in a process of its own (DELIVERY_LANE_PROCESSES); this one supervises.
+        try:
+            report = _until_signalled(
+                lambda stop: lane_processes.run(settings, worker_id=worker, stop=stop, once=once)
+            )
+        except lane_processes.LaneFailed as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+    elif once:
         report = deliver.deliver_once(engine, settings, worker_id=worker)
-        typer.echo(" ".join(f"{k}={v}" for k, v in report.as_dict().items()))
+    else:
+        _until_signalled(lambda stop: deliver.run_worker(engine, settings, stop=stop, worker_id=worker))
         return
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            # Stop taking new work; sends in flight finish, the rest goes back to the queue.
-            loop.add_signal_handler(sig, stop.set)
-        await deliver.run_worker(engine, settings, stop=stop, worker_id=worker)
-
-    asyncio.run(main())
-
-
-def _run_lanes(settings, worker: str, *, once: bool) -> None:
-    """Each channel in a process of its own (DELIVERY_LANE_PROCESSES); this one supervises."""
-
-    async def main() -> DeliveryReport:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        return await lane_processes.run(settings, worker_id=worker, stop=stop, once=once)
-
-    try:
-        report = asyncio.run(main())
-    except lane_processes.LaneFailed as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
     if once:
         typer.echo(" ".join(f"{k}={v}" for k, v in report.as_dict().items()))
+
+
+def _until_signalled(run: Callable[[asyncio.Event], Awaitable[T]]) -> T:
+    """Run `run(stop)`; SIGTERM or SIGINT sets `stop`: no new work, sends in flight finish, the
+    rest goes back to the queue."""
+
+    async def main() -> T:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await run(stop)
+
+    return asyncio.run(main())
 
 
 def register(app: typer.Typer) -> None:
