@@ -156,7 +156,7 @@ def claim(
     now: datetime | None = None,
     channels: tuple[str, ...] | None = None,
     due_before: datetime | None = None,
-) -> list[Outbox]:
+) -> list[Claimed]:
     """Mark up to `limit` due rows 'sending' for `worker_id` and return them (detached), oldest first.
 
     `due_before` (default `now`) takes only rows that were due by then: `deliver --once` drains
@@ -176,16 +176,19 @@ def claim(
         if not wanted:
             return []
         # Guarded by state='queued': a row cancelled since we looked at it is not taken. RETURNING
-        # tells exactly which rows we got (the per-row rowcount check, in one statement).
-        rows = session.scalars(
-            update(Outbox)
-            .where(Outbox.id.in_(wanted), Outbox.state == "queued")
-            .values(state="sending", claimed_by=worker_id, claimed_at=now)
-            .returning(Outbox)
-        ).all()
-        session.expunge_all()
-        # Detached first: the bodies filled in from shared renderings must never be written back.
-        missing = renderings.resolve(session, rows)
+        # tells exactly which rows we got (the per-row rowcount check, in one statement). Plain
+        # rows, not ORM instances: building those was a fifth of a fan-out's sending cost.
+        table = Outbox.__table__
+        claimed = [
+            Claimed(found)
+            for found in session.execute(
+                update(table)
+                .where(table.c.id.in_(wanted), table.c.state == "queued")
+                .values(state="sending", claimed_by=worker_id, claimed_at=now)
+                .returning(*table.c)
+            )
+        ]
+        missing = renderings.attach(session, claimed)
         if missing:
             # Never sent empty, never left to block the batch again: dead, with the reason kept.
             gone = {row.id for row in missing}
@@ -197,8 +200,57 @@ def claim(
                 )
             )
             log.error("outbox rows %s name a rendering that is gone: marked dead", sorted(gone))
-            rows = [row for row in rows if row.id not in gone]
-        return sorted(rows, key=lambda row: row.id)
+            claimed = [row for row in claimed if row.id not in gone]
+        return sorted(claimed, key=lambda row: row.id)
+
+
+# Columns a Claimed row reads through a property (a fan-out row's are in its rendering).
+_OWN_COLUMNS = ("body", "body_text")
+# Where each column of `RETURNING *table.c` goes, in order.
+_ATTRIBUTES = tuple("_" + c.name if c.name in _OWN_COLUMNS else c.name for c in Outbox.__table__.columns)
+
+
+class Claimed:
+    """An outbox row as a worker holds it: the row's columns as plain attributes, detached from
+    any session (nothing set here is ever written back).
+
+    A fan-out row names a shared rendering (`rendering`, attached by the claim) instead of
+    holding its body: `body` and `body_text` are that reader's own, filled in when first read.
+    The email sender reads the rendering itself and splices the links into bytes built once
+    (digests.channels.splice), so most rows never build their text at all.
+    """
+
+    __slots__ = (
+        *(c.name for c in Outbox.__table__.columns if c.name not in _OWN_COLUMNS),
+        "_body",
+        "_body_text",
+        "rendering",
+        "_personal",
+    )
+
+    def __init__(self, row) -> None:
+        for name, value in zip(_ATTRIBUTES, row, strict=True):
+            setattr(self, name, value)
+        self.rendering = None
+        self._personal: tuple[str, str] | None = None
+
+    def _own(self) -> tuple[str, str | None]:
+        if self.rendering is None:
+            return self._body, self._body_text
+        if self._personal is None:
+            self._personal = renderings.personal(self.rendering, self.links)
+        return self._personal
+
+    @property
+    def body(self) -> str:
+        return self._own()[0]
+
+    @property
+    def body_text(self) -> str | None:
+        return self._own()[1]
+
+    def __repr__(self) -> str:
+        return f"Claimed(id={self.id}, channel={self.channel!r}, recipient={self.recipient!r})"
 
 
 def _mine(row_id: int, worker_id: str):
@@ -232,7 +284,7 @@ def mark_sent_many(engine: Engine, row_ids: list[int], *, worker_id: str, now: d
         worker_id,
         state="sent",
         sent_at=now or utcnow(),
-        attempts=Outbox.attempts + 1,
+        attempts=Outbox.__table__.c.attempts + 1,
         last_error=None,
         claimed_by=None,
         claimed_at=None,
@@ -243,13 +295,16 @@ def _update_ours(engine: Engine, row_ids: list[int], worker_id: str, **values) -
     """Set `values` on the rows of `row_ids` this worker still holds; how many it still held."""
     if not row_ids:
         return 0
-    with session_scope(engine) as session:
-        result = session.execute(
-            update(Outbox)
-            .where(Outbox.id.in_(row_ids), Outbox.state == "sending", Outbox.claimed_by == worker_id)
-            .values(**values)
-        )
-        return result.rowcount
+    table = Outbox.__table__
+    # Core, not the ORM's bulk update: this settles every email of a fan-out, and the ORM's
+    # bookkeeping (no objects to synchronise here) was a quarter of its cost.
+    statement = (
+        update(table)
+        .where(table.c.id.in_(row_ids), table.c.state == "sending", table.c.claimed_by == worker_id)
+        .values(**values)
+    )
+    with engine.begin() as connection:
+        return connection.execute(statement).rowcount
 
 
 def mark_retry(

@@ -48,6 +48,27 @@ def personal(rendering: EmailRendering, row_links: str | None) -> tuple[str, str
     return mail.html, mail.text
 
 
+def attach(session: Session, rows: Sequence) -> list:
+    """Give each claimed row (digests.outbox.Claimed) that names a rendering its `rendering`.
+
+    One query for the batch; the rows of one rendering share one object, so whoever builds
+    from it (the email sender) sees the same shared text for all of them. Returns the rows whose
+    rendering is gone, as `resolve` does.
+    """
+    wanted = {row.rendering_id for row in rows if row.rendering_id is not None}
+    if not wanted:
+        return []
+    table = EmailRendering.__table__
+    shared = {r.id: r for r in session.execute(table.select().where(table.c.id.in_(sorted(wanted))))}
+    missing = []
+    for row in rows:
+        if row.rendering_id is not None:
+            row.rendering = shared.get(row.rendering_id)
+            if row.rendering is None:
+                missing.append(row)
+    return missing
+
+
 def resolve(session: Session, rows: Sequence[Outbox]) -> list[Outbox]:
     """Fill in body and body_text of the rows that name a rendering (in memory: nothing is written).
 

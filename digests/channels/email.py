@@ -22,7 +22,7 @@ from urllib.parse import quote
 import aiosmtplib
 
 from digests import tokens, verp
-from digests.channels import SENT, Outcome, dkim, pipelining
+from digests.channels import SENT, Outcome, dkim, pipelining, splice
 from digests.config import Settings
 from digests.models import utcnow
 
@@ -172,7 +172,9 @@ class RenderedMail:
         self.settings = settings
         self.size = size
         self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._templates_cache: OrderedDict[tuple, tuple] = OrderedDict()
         self.built = 0
+        self.spliced = 0
         # Quoted-printable never contains "==" (an "=" is written "=3D"); a part sent as it is is
         # checked for it (and quoted-printable when it holds it).
         self.boundary = f"==============={secrets.token_hex(8)}=="
@@ -195,11 +197,11 @@ class RenderedMail:
 
     def _part(self, content: str, subtype: str, eightbit: bool) -> tuple[bytes, bool]:
         """One text part and whether it went as 8bit (MAIL FROM then says BODY=8BITMIME)."""
-        raw = content.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+        raw = splice.normalise(content)
         boundary = self.boundary.encode("ascii")
         # RFC 5322 caps a line at 998 octets; within that, ASCII needs no encoding at all, and
         # UTF-8 none where the server takes 8BITMIME. Encoding is most of the cost of a message.
-        plain = max(map(len, raw.split(b"\n"))) <= 998 and boundary not in raw
+        plain = max(map(len, raw.split(b"\n"))) <= splice.MAX_LINE and boundary not in raw
         if plain and raw.isascii():
             cte, body, is8 = "7bit", raw, False
         elif plain and eightbit:
@@ -207,8 +209,44 @@ class RenderedMail:
         else:
             cte, body, is8 = "quoted-printable", binascii.b2a_qp(raw, istext=True), False
         # The CRLF written after each part belongs to the boundary line that follows (RFC 2046).
-        head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n'
-        return head.encode("ascii") + b"\r\n" + body.replace(b"\n", b"\r\n") + b"\r\n", is8
+        return splice.head(subtype, cte) + b"\r\n" + body.replace(b"\n", b"\r\n") + b"\r\n", is8
+
+    def _templates(self, rendering) -> tuple[splice.PartTemplate | None, splice.PartTemplate | None]:
+        """(text, HTML) templates of a shared rendering, prepared once (None: build in full)."""
+        key = (rendering.subject, rendering.html, rendering.text)
+        found = self._templates_cache.get(key)
+        if found is None:
+            boundary = self.boundary.encode("ascii")
+            text = splice.prepare(rendering.text, "plain", boundary) if rendering.text else None
+            found = (text, splice.prepare(rendering.html, "html", boundary))
+            self._templates_cache[key] = found
+            if len(self._templates_cache) > self.size:
+                self._templates_cache.popitem(last=False)
+        else:
+            self._templates_cache.move_to_end(key)
+        return found
+
+    def _spliced(self, row: EmailRow, links: dict, eightbit: bool) -> tuple[list[bytes], bool] | None:
+        """A fan-out row's parts from its rendering's templates; None: build them from its text."""
+        rendering = getattr(row, "rendering", None)
+        if rendering is None:
+            return None
+        text_t, html_t = self._templates(rendering)
+        if html_t is None or (rendering.text and text_t is None):
+            return None
+        boundary = self.boundary.encode("ascii")
+        parts, is8 = [], False
+        for template in (text_t, html_t):
+            if template is None:
+                continue
+            values = splice.values(links, template.subtype)
+            done = values and splice.render(template, values, eightbit=eightbit, boundary=boundary)
+            if not done:
+                return None
+            parts.append(done[0])
+            is8 = is8 or done[1]
+        self.spliced += 1
+        return parts, is8
 
     def build(
         self, row: EmailRow, *, now: datetime | None = None, eightbit: bool = False
@@ -221,21 +259,29 @@ class RenderedMail:
         s = self.settings
         token = verp_token(s, row.id, row.subscriber_id, row.recipient)
         domain = sender_domain(s)
+        links = _links(row)
         own = {
             "Date": _date_header(now or utcnow()),
             "Message-ID": verp.message_id(s, token, domain) if token else make_msgid(domain=domain),
             "To": row.recipient,
-        } | unsubscribe_headers(s, row.subscriber_id, row.recipient, token=token, signed=_queued_token(row))
+        } | unsubscribe_headers(s, row.subscriber_id, row.recipient, token=token, signed=_queued_token(links))
         if not row.recipient.isascii() or any(_unsafe(v) for v in own.values()):
             # Rare (an address for SMTPUTF8, a value to encode or refuse): the full builder decides.
             return message_for_row(s, row, now=now).as_bytes(policy=_UTF8_POLICY), False
         head = "".join(f"{name}: {value}\r\n" for name, value in own.items()).encode("ascii")
         shared = self._shared(row.subject)
-        if not row.body_text:
+        spliced = self._spliced(row, links, eightbit)
+        if spliced is not None:
+            parts, is8 = spliced
+        elif not row.body_text:
             html, is8 = self._part(row.body, "html", eightbit)
-            return head + shared + b"MIME-Version: 1.0\r\n" + html, is8
-        text, text8 = self._part(row.body_text, "plain", eightbit)
-        html, html8 = self._part(row.body, "html", eightbit)
+            parts = [html]
+        else:
+            text, text8 = self._part(row.body_text, "plain", eightbit)
+            html, html8 = self._part(row.body, "html", eightbit)
+            parts, is8 = [text, html], text8 or html8
+        if len(parts) == 1:
+            return head + shared + b"MIME-Version: 1.0\r\n" + parts[0], is8
         b = self.boundary.encode("ascii")
         return b"".join(
             (
@@ -243,12 +289,12 @@ class RenderedMail:
                 shared,
                 b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="' + b + b'"\r\n\r\n',
                 b"--" + b + b"\r\n",
-                text,
+                parts[0],
                 b"--" + b + b"\r\n",
-                html,
+                parts[1],
                 b"--" + b + b"--\r\n",
             )
-        ), text8 or html8
+        ), is8
 
 
 def _date_header(now: datetime) -> str:
@@ -261,11 +307,16 @@ def _date_of_second(now: datetime) -> str:
     return format_datetime(now)
 
 
-def _queued_token(row: EmailRow) -> str | None:
+def _links(row: EmailRow) -> dict:
+    """The personal links the queue made for this row (a fan-out row's; else none)."""
+    links = getattr(row, "links", None)
+    return json.loads(links) if links else {}
+
+
+def _queued_token(links: dict) -> str | None:
     """The unsubscribe token the queue put in this row's body link, made for the same reader and
     address: signing another one per message was a visible part of a fan-out's cost."""
-    links = getattr(row, "links", None)
-    url = json.loads(links).get("unsubscribe") if links else None
+    url = links.get("unsubscribe")
     if not url or "token=" not in url:
         return None
     return url.split("token=", 1)[1].split("&", 1)[0]
