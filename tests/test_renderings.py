@@ -10,6 +10,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from digests import outbox, queue, renderings, web
+from digests.channels import splice
 from digests.db import session_scope
 from digests.deliver import deliver_once_async
 from digests.models import EmailRendering, Outbox
@@ -34,8 +35,13 @@ def _links(text: str) -> dict[str, str]:
     }
 
 
-async def test_every_reader_gets_their_own_links_and_header_from_one_stored_body(engine, settings):
+async def test_every_reader_gets_their_own_links_and_header_from_one_stored_body(
+    engine, settings, monkeypatch
+):
     cfg = settings.model_copy(update={"public_base_url": BASE})
+    spliced = []
+    render = splice.render
+    monkeypatch.setattr(splice, "render", lambda *a, **k: spliced.append(a[0].subtype) or render(*a, **k))
     add_article(engine, "Belgian shoot in Ghent", countries=["Belgium"])
     ids = _readers(engine, 4)
     queue.queue_due(engine, cfg, now=NOW, force=True)
@@ -61,6 +67,8 @@ async def test_every_reader_gets_their_own_links_and_header_from_one_stored_body
         assert header.startswith(f"<{mine['unsubscribe']}>")
         seen_tokens.add(mine["unsubscribe"])
     assert len(seen_tokens) == 4  # four readers, four different links
+    # Each reader's text and HTML parts came from the one prepared rendering, links spliced in.
+    assert sorted(spliced) == ["html"] * 4 + ["plain"] * 4
     with session_scope(engine) as s:
         # Filling the bodies in for sending wrote nothing back.
         assert set(s.exec(select(Outbox.body).where(Outbox.channel == "email"))) == {""}
