@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -73,12 +75,26 @@ def _drop_pg_database(name: str) -> None:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A migrated SQLite file that each test copies (running the migrations each time cost more)."""
+    path = tmp_path_factory.mktemp("template") / "clapper.db"
+    url = f"sqlite:///{path}"
+    db.upgrade(url)
+    # Disposed: the last connection's close checkpoints the WAL, so the one file holds it all.
+    db.get_engine(url).dispose()
+    db.get_engine.cache_clear()
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path, pg_template) -> Iterator[str]:
+def db_url(request, tmp_path, pg_template, sqlite_template) -> Iterator[str]:
     """A fresh, migrated database: a SQLite file, then a PostgreSQL database when configured."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'clapper.db'}"
-        db.upgrade(url)
+        path = tmp_path / "clapper.db"
+        shutil.copyfile(sqlite_template, path)
+        url = f"sqlite:///{path}"
         yield url
         db.get_engine(url).dispose()
         return
