@@ -178,6 +178,7 @@ class RenderedMail:
         # Quoted-printable never contains "==" (an "=" is written "=3D"); a part sent as it is is
         # checked for it (and quoted-printable when it holds it).
         self.boundary = f"==============={secrets.token_hex(8)}=="
+        self._boundary = self.boundary.encode("ascii")
 
     def _shared(self, subject: str) -> bytes:
         found = self._cache.get(subject)
@@ -198,7 +199,7 @@ class RenderedMail:
     def _part(self, content: str, subtype: str, eightbit: bool) -> tuple[bytes, bool]:
         """One text part and whether it went as 8bit (MAIL FROM then says BODY=8BITMIME)."""
         raw = splice.normalise(content)
-        boundary = self.boundary.encode("ascii")
+        boundary = self._boundary
         # RFC 5322 caps a line at 998 octets; within that, ASCII needs no encoding at all, and
         # UTF-8 none where the server takes 8BITMIME. Encoding is most of the cost of a message.
         plain = max(map(len, raw.split(b"\n"))) <= splice.MAX_LINE and boundary not in raw
@@ -216,9 +217,8 @@ class RenderedMail:
         key = (rendering.subject, rendering.html, rendering.text)
         found = self._templates_cache.get(key)
         if found is None:
-            boundary = self.boundary.encode("ascii")
-            text = splice.prepare(rendering.text, "plain", boundary) if rendering.text else None
-            found = (text, splice.prepare(rendering.html, "html", boundary))
+            text = splice.prepare(rendering.text, "plain", self._boundary) if rendering.text else None
+            found = (text, splice.prepare(rendering.html, "html", self._boundary))
             self._templates_cache[key] = found
             if len(self._templates_cache) > self.size:
                 self._templates_cache.popitem(last=False)
@@ -234,13 +234,12 @@ class RenderedMail:
         text_t, html_t = self._templates(rendering)
         if html_t is None or (rendering.text and text_t is None):
             return None
-        boundary = self.boundary.encode("ascii")
         parts, is8 = [], False
         for template in (text_t, html_t):
             if template is None:
                 continue
             values = splice.values(links, template.subtype)
-            done = values and splice.render(template, values, eightbit=eightbit, boundary=boundary)
+            done = values and splice.render(template, values, eightbit=eightbit, boundary=self._boundary)
             if not done:
                 return None
             parts.append(done[0])
@@ -282,7 +281,7 @@ class RenderedMail:
             parts, is8 = [text, html], text8 or html8
         if len(parts) == 1:
             return head + shared + b"MIME-Version: 1.0\r\n" + parts[0], is8
-        b = self.boundary.encode("ascii")
+        b = self._boundary
         return b"".join(
             (
                 head,

@@ -61,9 +61,9 @@ def prepare(content: str, subtype: str, boundary: bytes) -> PartTemplate | None:
         return None
     lines = []
     for line in raw.split(b"\n"):
-        text = line.decode("utf-8")
-        names = tuple(PLACEHOLDERS[found] for found in _SPLIT.findall(text))
-        base = len(line) - sum(len(name_of(n)) for n in names)
+        found = _SPLIT.findall(line.decode("utf-8"))
+        names = tuple(PLACEHOLDERS[f] for f in found)
+        base = len(line) - sum(map(len, found))  # placeholders are ASCII: characters are octets
         if base > MAX_LINE:
             return None
         if names:
@@ -81,14 +81,6 @@ def prepare(content: str, subtype: str, boundary: bytes) -> PartTemplate | None:
         ascii=raw.isascii(),
         lines=tuple(lines),
     )
-
-
-def name_of(name: str) -> str:
-    """The placeholder text of a link's name (inverse of PLACEHOLDERS)."""
-    return _NAMES[name]
-
-
-_NAMES = {name: placeholder for placeholder, name in PLACEHOLDERS.items()}
 
 
 def values(links: dict[str, str | None], subtype: str) -> dict[str, bytes] | None:
