@@ -12,7 +12,7 @@ import email
 import email.policy
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,8 @@ from digests.ingest import parse_document
 
 LISTINGS = sorted((Path(__file__).parent / "corpus" / "listings").glob("*.txt"))
 BASE = "https://clapper.example"
+# One send time for both builds: their Date headers must not straddle a second.
+NOW = datetime(2026, 12, 2, 9, 0, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -108,11 +110,11 @@ def _pair(rendered: RenderedMail, digest, links: str, *, eightbit: bool):
     rendering = Rendering(1, digest.subject, digest.html, digest.text)
     row = Row(7, 3, "reader@example.org", digest.subject, links, rendering)
     before = rendered.spliced
-    fast, fast8 = rendered.build(row, eightbit=eightbit)
+    fast, fast8 = rendered.build(row, eightbit=eightbit, now=NOW)
     spliced = rendered.spliced > before
     html, text = renderings.personal(rendering, links)
     slow, slow8 = rendered.build(
-        Plain(7, 3, "reader@example.org", digest.subject, links, html, text), eightbit=eightbit
+        Plain(7, 3, "reader@example.org", digest.subject, links, html, text), eightbit=eightbit, now=NOW
     )
     return (fast, fast8), (slow, slow8), spliced
 
